@@ -1,0 +1,39 @@
+// The error classes of pagevault. Each error carries a stable string `code`; the class says which kind of
+// problem it is, and only src/cli/ turns a kind into an exit code and a message. Wrap with `{ cause }` and a
+// lowercase context prefix ("read manifest 20261124T010203Z-1a2b: ...").
+
+export class PagevaultError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Bad flags, options or URLs: the caller asked for something that cannot be done as asked. */
+export class UsageError extends PagevaultError {}
+
+/** The source database: missing, not SQLite, unreadable, corrupt, or it changed under us in a way we cannot follow. */
+export class SourceError extends PagevaultError {}
+
+/** Object storage: unreachable, credentials, missing bucket or key, a server that refused or kept failing. */
+export class StorageError extends PagevaultError {}
+
+/** Stored data that does not verify: a digest mismatch, a damaged or tampered object, a failed integrity check. */
+export class IntegrityError extends PagevaultError {}
+
+/** A restore target that already exists and was not to be replaced. */
+export class TargetExistsError extends PagevaultError {}
+
+/** The operation was cancelled through its AbortSignal (or a signal to the process). */
+export class AbortedError extends PagevaultError {
+  constructor(message = 'the operation was aborted', options?: { cause?: unknown }) {
+    super('ABORTED', message, options);
+  }
+}
+
+/** Throws AbortedError (carrying the signal's reason as cause) if the signal has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new AbortedError(`${what}: aborted`, { cause: signal.reason });
+}

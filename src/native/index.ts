@@ -1,0 +1,63 @@
+// Loader for the native library (src/native/pagevault.c). The same file is require()d as a Node-API
+// addon and loaded into better-sqlite3 connections as a SQLite extension; it must be the same absolute
+// path both times so that both share one instance (and so one connection registry).
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type { Database } from 'better-sqlite3';
+
+/** Absolute path of the built library (node-gyp output; both src/native and dist/native sit two levels down). */
+export const nativeLibraryPath = fileURLToPath(new URL('../../build/Release/pagevault.node', import.meta.url));
+export const extensionEntryPoint = 'sqlite3_pagevault_init';
+
+/** An opaque handle to a destination connection with an attached backup. */
+export type BackupHandle = { readonly __brand: 'pagevault.backup' };
+
+export interface NativeBinding {
+  /** Opens a destination on the staging VFS and attaches a backup from the registered connection. */
+  start(connectionToken: number, pageSize: number, cacheKiB: number): BackupHandle;
+  /** Steps `pages` pages; fills out = [rc, remaining, pageCount, staged, badWrite]; returns rc. */
+  step(handle: BackupHandle, pages: number, out: Float64Array): number;
+  /** Copies up to min(pageNumbers.length, data.length / pageSize) staged pages, oldest first. */
+  drain(handle: BackupHandle, pageNumbers: Uint32Array, data: Buffer): number;
+  /** sqlite3_backup_finish; the destination stays open for draining. Returns SQLite's rc. */
+  finish(handle: BackupHandle): number;
+  /** Finishes if needed and closes the destination, dropping anything still staged. Idempotent. */
+  close(handle: BackupHandle): void;
+  /** SQLite's text for rc plus the destination connection's last message. */
+  errmsg(handle: BackupHandle, rc: number): string;
+}
+
+let binding: NativeBinding | undefined;
+
+export function native(): NativeBinding {
+  binding ??= createRequire(import.meta.url)(nativeLibraryPath) as NativeBinding;
+  return binding;
+}
+
+/**
+ * Loads the extension into a connection (registering the VFS on first use) and returns the token
+ * that names this connection to the addon. The token dies with the connection.
+ */
+export function registerConnection(db: Database): number {
+  native();
+  db.loadExtension(nativeLibraryPath, extensionEntryPoint);
+  const token = db.prepare('SELECT pagevault_connection()').pluck().get();
+  if (typeof token !== 'number' || !Number.isSafeInteger(token)) {
+    throw new TypeError(`pagevault_connection() returned ${String(token)}`);
+  }
+  return token;
+}
+
+/** SQLite primary result codes the page source acts on. */
+export const SQLITE = {
+  OK: 0,
+  ERROR: 1,
+  BUSY: 5,
+  LOCKED: 6,
+  NOMEM: 7,
+  READONLY: 8,
+  IOERR: 10,
+  CORRUPT: 11,
+  NOTADB: 26,
+  DONE: 101,
+} as const;
