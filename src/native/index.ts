@@ -40,7 +40,8 @@ export function native(): NativeBinding {
  */
 export function registerConnection(db: Database): number {
   native();
-  db.loadExtension(nativeLibraryPath, extensionEntryPoint);
+  // better-sqlite3 takes the entry point as a second argument; its type definitions predate that.
+  (db.loadExtension as (path: string, entryPoint: string) => unknown).call(db, nativeLibraryPath, extensionEntryPoint);
   const token = db.prepare('SELECT pagevault_connection()').pluck().get();
   if (typeof token !== 'number' || !Number.isSafeInteger(token)) {
     throw new TypeError(`pagevault_connection() returned ${String(token)}`);

@@ -1,0 +1,3 @@
+export { PageSource } from './page-source.ts';
+export type { ConsistencyMode, PageBatch, PageSourceOptions, PageSourceResult, SourceFacts } from './page-source.ts';
+export { parseHeader, readSourceHeader, type DatabaseHeader } from './validate.ts';

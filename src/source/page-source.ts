@@ -1,0 +1,562 @@
+// The page source: SQLite's online backup API driven into the staging VFS, yielding the source database's
+// pages in batches. It is pull-driven: the backup is stepped only when the consumer asks for the next batch,
+// so a slow consumer (the upload pipeline) throttles sqlite3_backup_step and nothing piles up in memory.
+//
+// Consistency modes (DESIGN.md, measured in FACTS.md):
+// - wal-read-transaction: our own read-only connection to a WAL database holds one read transaction across
+//   every step. No restarts; writers keep committing; the snapshot is the state at BEGIN.
+// - rollback-stepped: our own connection to a rollback-journal database steps without a held transaction
+//   (holding one would make writers fail with SQLITE_BUSY); a commit by anyone restarts the backup.
+// - rollback-locked: after too many restarts, one pass under a held read lock (writers wait for it).
+// - application: the application's own better-sqlite3 connection. Its writes through that connection are
+//   re-sent; a ROLLBACK (WAL) or another connection's commit restarts the backup; too many restarts, or a
+//   write transaction that stays open too long, fall back to our own connection.
+import Database from 'better-sqlite3';
+import type { Database as SqliteDatabase } from 'better-sqlite3';
+import { basename, resolve } from 'node:path';
+import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
+import { pino, type Logger } from 'pino';
+import { sourceDefaults } from '../config/defaults.ts';
+import { PagevaultError, SourceError, throwIfAborted } from '../errors.ts';
+import { native, registerConnection, SQLITE, type BackupHandle } from '../native/index.ts';
+import { readSourceHeader } from './validate.ts';
+
+export type ConsistencyMode = 'wal-read-transaction' | 'rollback-stepped' | 'rollback-locked' | 'application';
+
+export interface PageSourceOptions {
+  /** Cancels the snapshot: the backup is finished, connections are released, iteration throws AbortedError. */
+  signal?: AbortSignal;
+  logger?: Logger;
+  /** Pages per backup step; by default sourceDefaults.stepBytes worth of pages, within min/maxStepPages. */
+  stepPages?: number;
+  /** Restarts tolerated before the mode's fallback (see ConsistencyMode). */
+  maxRestarts?: number;
+  /** Total time a locked source is waited for before falling back or failing. */
+  busyTimeoutMs?: number;
+}
+
+/** What the snapshot says about its source, for the manifest. */
+export interface SourceFacts {
+  /** Absolute path of the database file; undefined for an in-memory application database. */
+  path: string | undefined;
+  fileName: string | undefined;
+  pageSize: number;
+  /** The connection's journal mode when the snapshot began ("wal", "delete", "truncate", ...). */
+  journalMode: string;
+  sqliteVersion: string;
+  /** Header bytes 24-27 when the snapshot began (WAL databases do not bump it on every commit). */
+  headerChangeCounter: number;
+  kind: 'file' | 'application';
+}
+
+/**
+ * One batch of pages. The arrays are views of buffers the source reuses: they are valid only until the
+ * next batch is requested, so copy what you keep.
+ */
+export interface PageBatch {
+  readonly count: number;
+  /** Page numbers (1-based), in the order SQLite wrote them; the last copy of a page number wins. */
+  readonly pageNumbers: Uint32Array;
+  /** count x pageSize bytes, page i at i * pageSize. */
+  readonly data: Buffer;
+  /**
+   * 1 where the page number is at or below one already delivered (page 1: delivered before): the page
+   * replaces an earlier copy, because the application wrote it again or the backup restarted.
+   */
+  readonly resent: Uint8Array;
+  /** The backup restarted (or fell back to a new one) before this batch: every page will be sent again. */
+  readonly restarted: boolean;
+}
+
+export interface PageSourceResult {
+  pageSize: number;
+  /** Final size of the database in pages; pages delivered above it are to be dropped. */
+  pageCount: number;
+  pagesDelivered: number;
+  resentPages: number;
+  restarts: number;
+  steps: number;
+  /** The mode that produced the snapshot, after any fallback. */
+  mode: ConsistencyMode;
+  /** One line per fallback taken, for the log and the result. */
+  fallbacks: string[];
+}
+
+interface Connection {
+  db: SqliteDatabase;
+  token: number;
+  /** Ours to close (a read-only connection we opened), as opposed to the application's. */
+  owned: boolean;
+  holdsReadTransaction: boolean;
+}
+
+type SqliteFailure = Error & { code?: string };
+
+function stepPagesFor(pageSize: number): number {
+  const { stepBytes, minStepPages, maxStepPages } = sourceDefaults;
+  return Math.min(maxStepPages, Math.max(minStepPages, Math.round(stepBytes / pageSize)));
+}
+
+/** Maps an error thrown by better-sqlite3 while opening or reading the source to a typed SourceError. */
+function sourceFailure(what: string, path: string | undefined, err: unknown): PagevaultError {
+  if (err instanceof PagevaultError) return err;
+  const code = (err as SqliteFailure)?.code ?? '';
+  const name = path ?? 'the application database';
+  const detail = (err as Error)?.message ?? String(err);
+  if (code.startsWith('SQLITE_NOTADB')) {
+    return new SourceError('SOURCE_NOT_SQLITE', `${what}: ${name} is not a SQLite database (${detail})`, { cause: err });
+  }
+  if (code.startsWith('SQLITE_CORRUPT')) {
+    return new SourceError('SOURCE_CORRUPT', `${what}: ${name} is corrupt (${detail}); run PRAGMA integrity_check on it`, { cause: err });
+  }
+  if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_PERM')) {
+    return new SourceError('SOURCE_UNREADABLE', `${what}: cannot read ${name} (${detail})`, { cause: err });
+  }
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new SourceError('SOURCE_BUSY', `${what}: ${name} stayed locked (${detail})`, { cause: err });
+  }
+  return new SourceError('SOURCE_FAILED', `${what}: ${name}: ${detail}`, { cause: err });
+}
+
+function isBusy(err: unknown): boolean {
+  const code = (err as SqliteFailure)?.code ?? '';
+  return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED');
+}
+
+export class PageSource {
+  readonly facts: SourceFacts;
+  private readonly log: Logger;
+  private readonly signal: AbortSignal | undefined;
+  private readonly stepPages: number;
+  private readonly maxRestarts: number;
+  private readonly busyTimeoutMs: number;
+
+  private connection: Connection | undefined;
+  private handle: BackupHandle | undefined;
+  private attached = false;
+  private mode: ConsistencyMode;
+  private started = false;
+  private closed = false;
+  private closedByApplication = false;
+  private restoreClose: (() => void) | undefined;
+
+  private nextPage = 1;
+  private restartsInMode = 0;
+  private pendingRestart = false;
+  private busySinceMs: number | undefined;
+  private maxDelivered = 0;
+  private page1Delivered = false;
+  private readonly out = new Float64Array(5);
+  private readonly stats = { pageCount: 0, pagesDelivered: 0, resentPages: 0, restarts: 0, steps: 0 };
+  private readonly fallbacks: string[] = [];
+  private finalResult: PageSourceResult | undefined;
+
+  private constructor(
+    connection: Connection,
+    facts: SourceFacts,
+    mode: ConsistencyMode,
+    options: PageSourceOptions,
+  ) {
+    this.connection = connection;
+    this.facts = facts;
+    this.mode = mode;
+    this.signal = options.signal;
+    this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'source' });
+    this.stepPages = options.stepPages ?? stepPagesFor(facts.pageSize);
+    this.maxRestarts = options.maxRestarts ?? sourceDefaults.maxRestarts;
+    this.busyTimeoutMs = options.busyTimeoutMs ?? sourceDefaults.busyTimeoutMs;
+    if (!Number.isInteger(this.stepPages) || this.stepPages < 1) {
+      throw new RangeError(`stepPages must be a positive integer, got ${options.stepPages}`);
+    }
+    if (!Number.isInteger(this.maxRestarts) || this.maxRestarts < 0) {
+      throw new RangeError(`maxRestarts must be a non-negative integer, got ${options.maxRestarts}`);
+    }
+    if (!(this.busyTimeoutMs >= 0)) throw new RangeError(`busyTimeoutMs must be >= 0, got ${options.busyTimeoutMs}`);
+  }
+
+  /**
+   * Opens a page source on a database file (our own read-only connection) or on an application's open
+   * better-sqlite3 Database (its own connection; see ConsistencyMode). Nothing is stepped until pages()
+   * is iterated. Throws SourceError: SOURCE_MISSING, SOURCE_NOT_SQLITE, SOURCE_UNREADABLE, SOURCE_CORRUPT,
+   * SOURCE_CLOSED, SOURCE_BUSY.
+   */
+  static async open(source: string | SqliteDatabase, options: PageSourceOptions = {}): Promise<PageSource> {
+    throwIfAborted(options.signal, 'open source');
+    if (typeof source === 'string') {
+      const path = resolve(source);
+      const header = await readSourceHeader(path);
+      const connection = await openOwnConnection(path, options);
+      try {
+        const db = connection.db;
+        const facts: SourceFacts = {
+          path,
+          fileName: basename(path),
+          pageSize: header.pageSize || (db.pragma('page_size', { simple: true }) as number),
+          journalMode: String(db.pragma('journal_mode', { simple: true })),
+          sqliteVersion: db.prepare('SELECT sqlite_version()').pluck().get() as string,
+          headerChangeCounter: header.changeCounter,
+          kind: 'file',
+        };
+        return new PageSource(connection, facts, header.wal ? 'wal-read-transaction' : 'rollback-stepped', options);
+      } catch (err) {
+        connection.db.close();
+        throw sourceFailure('open source', path, err);
+      }
+    }
+    return PageSource.openApplication(source, options);
+  }
+
+  private static async openApplication(db: SqliteDatabase, options: PageSourceOptions): Promise<PageSource> {
+    if (!db || typeof db.prepare !== 'function' || typeof db.loadExtension !== 'function') {
+      throw new TypeError('source must be a database path or an open better-sqlite3 Database');
+    }
+    if (!db.open) throw new SourceError('SOURCE_CLOSED', 'the application database connection is closed');
+    const path = db.memory || db.name === '' ? undefined : resolve(db.name);
+    const header = path ? await readSourceHeader(path).catch(() => undefined) : undefined;
+    let token: number;
+    try {
+      token = registerConnection(db);
+    } catch (err) {
+      const message = `load the pagevault extension into the application connection: ${(err as Error).message}`;
+      throw new SourceError('SOURCE_UNSUPPORTED', message, { cause: err });
+    }
+    const facts: SourceFacts = {
+      path,
+      fileName: path ? basename(path) : undefined,
+      pageSize: db.pragma('page_size', { simple: true }) as number,
+      journalMode: String(db.pragma('journal_mode', { simple: true })),
+      sqliteVersion: db.prepare('SELECT sqlite_version()').pluck().get() as string,
+      headerChangeCounter: header?.changeCounter ?? 0,
+      kind: 'application',
+    };
+    return new PageSource({ db, token, owned: false, holdsReadTransaction: false }, facts, 'application', options);
+  }
+
+  /** The result; available once pages() has been iterated to the end. */
+  get result(): PageSourceResult {
+    if (!this.finalResult) throw new Error('the page source has not finished');
+    return this.finalResult;
+  }
+
+  /**
+   * Yields the database's pages. Iterate it once, to the end or until you break (which releases
+   * everything); each batch is valid only until the next one is requested.
+   */
+  async *pages(): AsyncGenerator<PageBatch, void, undefined> {
+    if (this.started) throw new Error('pages() can be iterated only once');
+    if (this.closed) throw new Error('the page source is closed');
+    this.started = true;
+    const capacity = this.stepPages;
+    const pageSize = this.facts.pageSize;
+    const pageNumbers = new Uint32Array(capacity);
+    const data = Buffer.allocUnsafe(capacity * pageSize);
+    const resent = new Uint8Array(capacity);
+    try {
+      await this.attach();
+      let staged = 0;
+      let done = false;
+      for (;;) {
+        if (staged > 0) {
+          const n = native().drain(this.handle!, pageNumbers, data);
+          staged -= n;
+          if (n > 0) {
+            const restarted = this.pendingRestart;
+            this.pendingRestart = false;
+            this.account(pageNumbers, data, resent, n);
+            yield {
+              count: n,
+              pageNumbers: pageNumbers.subarray(0, n),
+              data: data.subarray(0, n * pageSize),
+              resent: resent.subarray(0, n),
+              restarted,
+            };
+            continue;
+          }
+          staged = 0;
+        }
+        if (done) break;
+        await yieldToEventLoop();
+        this.checkCancelled();
+        const outcome = await this.step();
+        staged = outcome.staged;
+        done = outcome.done;
+      }
+      this.finalResult = {
+        pageSize,
+        pageCount: this.stats.pageCount,
+        pagesDelivered: this.stats.pagesDelivered,
+        resentPages: this.stats.resentPages,
+        restarts: this.stats.restarts,
+        steps: this.stats.steps,
+        mode: this.mode,
+        fallbacks: [...this.fallbacks],
+      };
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Releases the backup and our connection (never the application's). Idempotent; safe at any point. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.release();
+  }
+
+  private checkCancelled(): void {
+    if (this.closedByApplication) {
+      throw new SourceError('SOURCE_CLOSED', 'the application closed its database connection during the snapshot');
+    }
+    throwIfAborted(this.signal, 'snapshot source');
+  }
+
+  /** Counts the batch, flags re-sent pages and checks page 1's page size. */
+  private account(pageNumbers: Uint32Array, data: Buffer, resent: Uint8Array, n: number): void {
+    for (let i = 0; i < n; i++) {
+      const pgno = pageNumbers[i]!;
+      let again: boolean;
+      if (pgno === 1) {
+        again = this.page1Delivered;
+        this.page1Delivered = true;
+        const raw = data.readUInt16BE(i * this.facts.pageSize + 16);
+        const size = raw === 1 ? 65536 : raw;
+        if (size !== this.facts.pageSize) this.pageSizeChanged(size);
+      } else {
+        again = pgno <= this.maxDelivered;
+        if (!again) this.maxDelivered = pgno;
+      }
+      resent[i] = again ? 1 : 0;
+      if (again) this.stats.resentPages++;
+    }
+    this.stats.pagesDelivered += n;
+  }
+
+  private pageSizeChanged(now: number | undefined): never {
+    throw new SourceError(
+      'PAGE_SIZE_CHANGED',
+      `the source's page size changed during the snapshot (${this.facts.pageSize} -> ${now ?? 'another size'}, a VACUUM?); run the snapshot again`,
+    );
+  }
+
+  /** One backup step with its outcome: pages staged, done or not. Handles busy sources and restarts. */
+  private async step(): Promise<{ staged: number; done: boolean }> {
+    const n = this.stepPages;
+    const before = this.nextPage;
+    const rc = native().step(this.handle!, n, this.out);
+    const [, remaining, pageCount, staged, badWrite] = this.out as unknown as [number, number, number, number, number];
+    if (badWrite) this.pageSizeChanged(undefined);
+    if (rc === SQLITE.BUSY || rc === SQLITE.LOCKED) {
+      const fellBack = await this.waitWhileBusy(rc);
+      return { staged: fellBack ? 0 : staged, done: false };
+    }
+    if (rc !== SQLITE.OK && rc !== SQLITE.DONE) throw this.stepFailure(rc);
+    this.busySinceMs = undefined;
+    this.stats.steps++;
+    this.stats.pageCount = pageCount;
+    this.nextPage = pageCount - remaining + 1;
+    const expected = Math.min(before + n, pageCount + 1);
+    // A restart sends the copy back to page 1; only a fallback discards what this step staged.
+    if (before > 1 && this.nextPage < expected && (await this.restarted())) return { staged: 0, done: false };
+    if (rc === SQLITE.DONE) {
+      this.detach();
+      return { staged, done: true };
+    }
+    return { staged, done: false };
+  }
+
+  private stepFailure(rc: number): PagevaultError {
+    const message = native().errmsg(this.handle!, rc);
+    const primary = rc & 0xff;
+    const name = this.facts.path ?? 'the application database';
+    if (primary === SQLITE.NOTADB) return new SourceError('SOURCE_NOT_SQLITE', `backup step: ${name} is not a SQLite database (${message})`);
+    if (primary === SQLITE.CORRUPT) {
+      return new SourceError('SOURCE_CORRUPT', `backup step: ${name} is corrupt (${message}); run PRAGMA integrity_check on it`);
+    }
+    if (primary === SQLITE.IOERR) return new SourceError('SOURCE_UNREADABLE', `backup step: cannot read ${name} (${message})`);
+    return new SourceError('SOURCE_FAILED', `backup step: ${name}: ${message} (rc ${rc})`);
+  }
+
+  /**
+   * The source is locked (another writer's commit, or the application inside a write transaction): back off.
+   * Returns true when it fell back to a new backup instead.
+   */
+  private async waitWhileBusy(rc: number): Promise<boolean> {
+    const now = performance.now();
+    this.busySinceMs ??= now;
+    const waited = now - this.busySinceMs;
+    if (waited >= this.busyTimeoutMs) {
+      this.busySinceMs = undefined;
+      const why = `the source stayed ${rc === SQLITE.BUSY ? 'busy' : 'locked'} for ${Math.round(waited)} ms`;
+      if (this.mode === 'application' && this.facts.path) {
+        await this.fallBack(why);
+        return true;
+      }
+      throw new SourceError('SOURCE_BUSY', `backup step: ${why}; is a writer holding a long transaction?`);
+    }
+    await sleep(Math.min(50, 1 + waited / 10), undefined, { signal: this.signal }).catch(() => undefined);
+    this.checkCancelled();
+    return false;
+  }
+
+  /** Counts a restart; past the cap, falls back (returns true) or fails with TOO_MANY_RESTARTS. */
+  private async restarted(): Promise<boolean> {
+    this.stats.restarts++;
+    this.restartsInMode++;
+    this.pendingRestart = true;
+    this.log.debug({ restarts: this.stats.restarts, mode: this.mode }, 'backup restarted: the source changed');
+    if (this.restartsInMode <= this.maxRestarts) return false;
+    const why = `${this.restartsInMode} restarts in mode ${this.mode}`;
+    if (this.mode === 'rollback-stepped' || (this.mode === 'application' && this.facts.path)) {
+      await this.fallBack(why);
+      return true;
+    }
+    throw new SourceError(
+      'TOO_MANY_RESTARTS',
+      `the backup restarted ${this.restartsInMode} times because the source kept changing (mode ${this.mode}); ` +
+        (this.facts.path ? 'try again when writes are quieter' : 'an in-memory database cannot fall back to a separate connection'),
+    );
+  }
+
+  /**
+   * Replaces the current backup by a new one that cannot be restarted: from our own connection with a held
+   * read transaction. Every page is then sent again, flagged as re-sent.
+   */
+  private async fallBack(why: string): Promise<void> {
+    const from = this.mode;
+    const path = this.facts.path!;
+    this.release();
+    this.connection = await openOwnConnection(path, { signal: this.signal, busyTimeoutMs: this.busyTimeoutMs });
+    if (from === 'application') {
+      this.mode = (await readSourceHeader(path)).wal ? 'wal-read-transaction' : 'rollback-stepped';
+    } else {
+      this.mode = 'rollback-locked';
+    }
+    const line = `${why}: falling back from ${from} to ${this.mode}`;
+    this.fallbacks.push(line);
+    this.log.warn({ from, to: this.mode, restarts: this.stats.restarts }, line);
+    this.restartsInMode = 0;
+    this.pendingRestart = true;
+    this.nextPage = 1;
+    await this.attach();
+  }
+
+  /** Starts a backup from the current connection, beginning a held read transaction where the mode wants one. */
+  private async attach(): Promise<void> {
+    const c = this.connection!;
+    if (this.mode === 'wal-read-transaction' || this.mode === 'rollback-locked') {
+      await this.retryWhileBusy('begin read transaction', () => {
+        c.db.exec('BEGIN');
+        try {
+          c.db.prepare('SELECT count(*) FROM sqlite_schema').get();
+        } catch (err) {
+          c.db.exec('ROLLBACK');
+          throw err;
+        }
+      });
+      c.holdsReadTransaction = true;
+      if (this.mode === 'rollback-locked') {
+        this.log.warn({ path: this.facts.path }, 'copying under a held read lock: writers wait until the snapshot has read every page');
+      }
+      const pageSize = c.db.pragma('page_size', { simple: true }) as number;
+      if (pageSize !== this.facts.pageSize) this.pageSizeChanged(pageSize);
+    }
+    this.handle = native().start(c.token, this.facts.pageSize, sourceDefaults.destinationCacheKiB);
+    this.attached = true;
+    if (!c.owned && !this.restoreClose) this.hookApplicationClose(c.db);
+  }
+
+  /** Runs fn, retrying with backoff while SQLite reports the database busy or locked. */
+  private async retryWhileBusy(what: string, fn: () => void): Promise<void> {
+    const start = performance.now();
+    for (let attempt = 0; ; attempt++) {
+      this.checkCancelled();
+      try {
+        fn();
+        return;
+      } catch (err) {
+        if (!isBusy(err) || performance.now() - start >= this.busyTimeoutMs) throw sourceFailure(what, this.facts.path, err);
+      }
+      await sleep(Math.min(50, 2 ** attempt));
+    }
+  }
+
+  /** Finishes the backup (the source is free again) and ends our read transaction. Staged pages stay drainable. */
+  private detach(): void {
+    if (this.attached && this.handle) {
+      native().finish(this.handle);
+      this.attached = false;
+    }
+    const c = this.connection;
+    if (c?.holdsReadTransaction) {
+      c.holdsReadTransaction = false;
+      if (c.db.open && c.db.inTransaction) c.db.exec('COMMIT');
+    }
+  }
+
+  /** Detaches, closes the destination and our own connection, and unhooks the application's close(). */
+  private release(): void {
+    try {
+      this.detach();
+    } finally {
+      if (this.handle) native().close(this.handle);
+      this.handle = undefined;
+      if (this.connection?.owned && this.connection.db.open) this.connection.db.close();
+      this.connection = undefined;
+      this.restoreClose?.();
+      this.restoreClose = undefined;
+    }
+  }
+
+  /**
+   * A backup must be finished before its source connection closes (closing with one attached leaks it), so
+   * while we are attached the application's db.close() first detaches us; the snapshot then fails with
+   * SOURCE_CLOSED.
+   */
+  private hookApplicationClose(db: SqliteDatabase): void {
+    const own = Object.getOwnPropertyDescriptor(db, 'close');
+    const original = db.close;
+    const hooked = (...args: unknown[]) => {
+      this.closedByApplication = true;
+      this.detach();
+      unhook();
+      return (original as (...a: unknown[]) => SqliteDatabase).apply(db, args);
+    };
+    const unhook = () => {
+      if (db.close !== (hooked as unknown)) return;
+      if (own) Object.defineProperty(db, 'close', own);
+      else delete (db as { close?: unknown }).close;
+    };
+    db.close = hooked as unknown as SqliteDatabase['close'];
+    this.restoreClose = unhook;
+  }
+}
+
+async function openOwnConnection(path: string, options: PageSourceOptions): Promise<Connection> {
+  throwIfAborted(options.signal, 'open source');
+  let db: SqliteDatabase;
+  try {
+    // timeout 0: a locked database answers SQLITE_BUSY at once and we back off without blocking the event loop.
+    db = new Database(path, { readonly: true, fileMustExist: true, timeout: 0 });
+  } catch (err) {
+    throw sourceFailure('open source', path, err);
+  }
+  try {
+    const token = registerConnection(db);
+    // Touch the schema so that a file with a SQLite header but no database behind it fails here, not mid-snapshot.
+    const deadline = performance.now() + (options.busyTimeoutMs ?? sourceDefaults.busyTimeoutMs);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        db.prepare('SELECT count(*) FROM sqlite_schema').get();
+        break;
+      } catch (err) {
+        if (!isBusy(err) || performance.now() >= deadline) throw err;
+        throwIfAborted(options.signal, 'open source');
+        await sleep(Math.min(50, 2 ** attempt));
+      }
+    }
+    return { db, token, owned: true, holdsReadTransaction: false };
+  } catch (err) {
+    db.close();
+    throw sourceFailure('open source', path, err);
+  }
+}
