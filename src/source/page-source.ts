@@ -76,6 +76,8 @@ export interface PageSourceResult {
   resentPages: number;
   restarts: number;
   steps: number;
+  /** Steps that found the source busy or locked and were retried after a back-off. */
+  busyWaits: number;
   /** The mode that produced the snapshot, after any fallback. */
   mode: ConsistencyMode;
   /** One line per fallback taken, for the log and the result. */
@@ -147,7 +149,7 @@ export class PageSource {
   private maxDelivered = 0;
   private page1Delivered = false;
   private readonly out = new Float64Array(5);
-  private readonly stats = { pageCount: 0, pagesDelivered: 0, resentPages: 0, restarts: 0, steps: 0 };
+  private readonly stats = { pageCount: 0, pagesDelivered: 0, resentPages: 0, restarts: 0, steps: 0, busyWaits: 0 };
   private readonly fallbacks: string[] = [];
   private finalResult: PageSourceResult | undefined;
 
@@ -188,15 +190,18 @@ export class PageSource {
       const connection = await openOwnConnection(path, options);
       try {
         const db = connection.db;
-        const facts: SourceFacts = {
-          path,
-          fileName: basename(path),
-          pageSize: header.pageSize || (db.pragma('page_size', { simple: true }) as number),
-          journalMode: String(db.pragma('journal_mode', { simple: true })),
-          sqliteVersion: db.prepare('SELECT sqlite_version()').pluck().get() as string,
-          headerChangeCounter: header.changeCounter,
-          kind: 'file',
-        };
+        const facts: SourceFacts = await retryWhileBusy(
+          () => ({
+            path,
+            fileName: basename(path),
+            pageSize: header.pageSize || (db.pragma('page_size', { simple: true }) as number),
+            journalMode: String(db.pragma('journal_mode', { simple: true })),
+            sqliteVersion: db.prepare('SELECT sqlite_version()').pluck().get() as string,
+            headerChangeCounter: header.changeCounter,
+            kind: 'file',
+          }),
+          options,
+        );
         return new PageSource(connection, facts, header.wal ? 'wal-read-transaction' : 'rollback-stepped', options);
       } catch (err) {
         connection.db.close();
@@ -288,6 +293,7 @@ export class PageSource {
         resentPages: this.stats.resentPages,
         restarts: this.stats.restarts,
         steps: this.stats.steps,
+        busyWaits: this.stats.busyWaits,
         mode: this.mode,
         fallbacks: [...this.fallbacks],
       };
@@ -382,6 +388,7 @@ export class PageSource {
    */
   private async waitWhileBusy(rc: number): Promise<boolean> {
     const now = performance.now();
+    this.stats.busyWaits++;
     this.busySinceMs ??= now;
     const waited = now - this.busySinceMs;
     if (waited >= this.busyTimeoutMs) {
@@ -425,7 +432,7 @@ export class PageSource {
     const from = this.mode;
     const path = this.facts.path!;
     this.release();
-    this.connection = await openOwnConnection(path, { signal: this.signal, busyTimeoutMs: this.busyTimeoutMs });
+    this.connection = await openOwnConnection(path, this.retryOptions());
     if (from === 'application') {
       this.mode = (await readSourceHeader(path)).wal ? 'wal-read-transaction' : 'rollback-stepped';
     } else {
@@ -444,15 +451,20 @@ export class PageSource {
   private async attach(): Promise<void> {
     const c = this.connection!;
     if (this.mode === 'wal-read-transaction' || this.mode === 'rollback-locked') {
-      await this.retryWhileBusy('begin read transaction', () => {
-        c.db.exec('BEGIN');
-        try {
-          c.db.prepare('SELECT count(*) FROM sqlite_schema').get();
-        } catch (err) {
-          c.db.exec('ROLLBACK');
-          throw err;
-        }
-      });
+      try {
+        await retryWhileBusy(() => {
+          c.db.exec('BEGIN');
+          try {
+            c.db.prepare('SELECT count(*) FROM sqlite_schema').get();
+          } catch (err) {
+            c.db.exec('ROLLBACK');
+            throw err;
+          }
+        }, this.retryOptions());
+      } catch (err) {
+        this.checkCancelled();
+        throw sourceFailure('begin read transaction', this.facts.path, err);
+      }
       c.holdsReadTransaction = true;
       if (this.mode === 'rollback-locked') {
         this.log.warn({ path: this.facts.path }, 'copying under a held read lock: writers wait until the snapshot has read every page');
@@ -465,19 +477,8 @@ export class PageSource {
     if (!c.owned && !this.restoreClose) this.hookApplicationClose(c.db);
   }
 
-  /** Runs fn, retrying with backoff while SQLite reports the database busy or locked. */
-  private async retryWhileBusy(what: string, fn: () => void): Promise<void> {
-    const start = performance.now();
-    for (let attempt = 0; ; attempt++) {
-      this.checkCancelled();
-      try {
-        fn();
-        return;
-      } catch (err) {
-        if (!isBusy(err) || performance.now() - start >= this.busyTimeoutMs) throw sourceFailure(what, this.facts.path, err);
-      }
-      await sleep(Math.min(50, 2 ** attempt));
-    }
+  private retryOptions(): PageSourceOptions {
+    return { signal: this.signal, busyTimeoutMs: this.busyTimeoutMs };
   }
 
   /** Finishes the backup (the source is free again) and ends our read transaction. Staged pages stay drainable. */
@@ -531,6 +532,20 @@ export class PageSource {
   }
 }
 
+/** Runs fn, retrying with a short back-off while SQLite answers SQLITE_BUSY or SQLITE_LOCKED. */
+async function retryWhileBusy<T>(fn: () => T, options: PageSourceOptions): Promise<T> {
+  const deadline = performance.now() + (options.busyTimeoutMs ?? sourceDefaults.busyTimeoutMs);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return fn();
+    } catch (err) {
+      if (!isBusy(err) || performance.now() >= deadline) throw err;
+    }
+    await sleep(Math.min(50, 2 ** attempt), undefined, { signal: options.signal }).catch(() => undefined);
+    throwIfAborted(options.signal, 'snapshot source');
+  }
+}
+
 async function openOwnConnection(path: string, options: PageSourceOptions): Promise<Connection> {
   throwIfAborted(options.signal, 'open source');
   let db: SqliteDatabase;
@@ -541,19 +556,12 @@ async function openOwnConnection(path: string, options: PageSourceOptions): Prom
     throw sourceFailure('open source', path, err);
   }
   try {
-    const token = registerConnection(db);
-    // Touch the schema so that a file with a SQLite header but no database behind it fails here, not mid-snapshot.
-    const deadline = performance.now() + (options.busyTimeoutMs ?? sourceDefaults.busyTimeoutMs);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        db.prepare('SELECT count(*) FROM sqlite_schema').get();
-        break;
-      } catch (err) {
-        if (!isBusy(err) || performance.now() >= deadline) throw err;
-        throwIfAborted(options.signal, 'open source');
-        await sleep(Math.min(50, 2 ** attempt));
-      }
-    }
+    // Preparing any statement reads the schema, which needs a (momentary) shared lock. Reading it here also
+    // makes a file with a SQLite header but no database behind it fail now, not mid-snapshot.
+    const token = await retryWhileBusy(() => {
+      db.prepare('SELECT count(*) FROM sqlite_schema').get();
+      return registerConnection(db);
+    }, options);
     return { db, token, owned: true, holdsReadTransaction: false };
   } catch (err) {
     db.close();
