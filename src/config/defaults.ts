@@ -12,8 +12,8 @@ export const sourceDefaults = {
   /** Bounds for the pages per step whatever the page size: a few hundred, yielding to the event loop between steps. */
   minStepPages: 16,
   maxStepPages: 1024,
-  /** Cache of the destination connection; dirty pages beyond it are spilled to the staging VFS. */
-  destinationCacheKiB: 1024,
+  /** Cache of the destination connection; dirty pages beyond it are spilled to the staging VFS (small is faster). */
+  destinationCacheKiB: 256,
   /** Restarts tolerated before falling back (rollback journal: to one locked pass; app connection: to our own connection). */
   maxRestarts: 3,
   /** How long a locked source (SQLITE_BUSY / SQLITE_LOCKED) is waited for, in total, before giving up or falling back. */
