@@ -19,3 +19,35 @@ export const sourceDefaults = {
   /** How long a locked source (SQLITE_BUSY / SQLITE_LOCKED) is waited for, in total, before giving up or falling back. */
   busyTimeoutMs: 30_000,
 } as const;
+
+/** Object storage (src/storage/): the backends, and the retry, limit and throttle wrappers stacked over them. */
+export const storageDefaults = {
+  /** Region for custom (non-AWS) endpoints when none is configured; AWS endpoints use the SDK's region chain. */
+  customEndpointRegion: 'us-east-1',
+  /** TCP connect timeout; an unreachable endpoint fails after the retries, never hangs. */
+  connectTimeoutMs: 5_000,
+  /** A request whose socket sees no bytes for this long is abandoned and retried (a stalled server). */
+  idleTimeoutMs: 30_000,
+  /** Requests in flight at once, across all operations of one client (the limit wrapper). */
+  concurrency: 8,
+  /** Multipart parts in flight at once for one upload, each holding one caller buffer. */
+  partsInFlight: 4,
+  /** Part size when nothing is known about the object's size; grows so that no upload needs more than maxParts. */
+  partSize: 8 * MiB,
+  /** S3's limits on multipart uploads: every part but the last at least minPartSize, at most maxParts parts. */
+  minPartSize: 5 * MiB,
+  maxPartSize: 5 * GiB,
+  maxParts: 10_000,
+  /** Keys per ListObjectsV2 page and per DeleteObjects request (S3's maximum for both). */
+  listPageSize: 1000,
+  deleteBatchSize: 1000,
+  /** Retry: attempts per operation, full-jitter exponential backoff, and the total time one operation may take. */
+  retryAttempts: 8,
+  retryBaseDelayMs: 200,
+  retryMaxDelayMs: 10_000,
+  retryBudgetMs: 120_000,
+  /** Throttle: 0 means unlimited. Burst is the token bucket's depth, in seconds of the configured rate. */
+  bytesPerSecond: 0,
+  requestsPerSecond: 0,
+  throttleBurstSeconds: 1,
+} as const;
