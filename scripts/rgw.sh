@@ -8,7 +8,9 @@
 #   scripts/rgw.sh status   which daemons run, their memory, whether radosgw answers
 #
 # DIR is PAGEVAULT_RGW_DIR (default /tmp/pagevault-rgw). PAGEVAULT_RGW_MEMSTORE_MIB sizes the in-memory OSD
-# (default 4096: memory is only taken as objects are written), PAGEVAULT_RGW_TIMEOUT bounds each wait (seconds).
+# (default 4096; memory is only taken as objects are written, the OSD's RSS grows ~1.6x the bytes stored, and
+# deleted data is given back by radosgw's garbage collection within ~2 minutes), PAGEVAULT_RGW_TIMEOUT bounds each
+# wait (seconds).
 # Runs as root (apt-get, daemons); the daemons are detached and recorded in $DIR/pid/, logs go to $DIR/log/.
 set -euo pipefail
 
@@ -17,9 +19,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MEMSTORE_MIB=${PAGEVAULT_RGW_MEMSTORE_MIB:-4096}
 TIMEOUT=${PAGEVAULT_RGW_TIMEOUT:-120}
 CONF=$DIR/ceph.conf
-DAEMONS=(mon.a osd.0 client.rgw) # start order; stopped in reverse
+DAEMONS=(mon.a osd.0 client.rgw) # in start order
 PACKAGES=(ceph-mon ceph-osd radosgw ceph-common)
-COMMANDS=(ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool)
+COMMANDS=(ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool ceph-authtool)
 
 log() { echo "rgw.sh: $*" >&2; }
 die() {
@@ -43,6 +45,10 @@ pid_of() { # the recorded pid of a daemon, if that process still runs this daemo
 
 log_tail() {
   local name=$1 f
+  if grep -q -- ' -1 ' "$DIR/log/$name.log" 2>/dev/null; then
+    echo "---- first errors in $DIR/log/$name.log" >&2
+    grep -m 10 -- ' -1 ' "$DIR/log/$name.log" >&2
+  fi
   for f in "$DIR/log/$name.log" "$DIR/log/$name.out"; do
     [[ -s $f ]] || continue
     echo "---- last lines of $f" >&2
@@ -60,6 +66,7 @@ start_daemon() { # name, then the command: run in its own session, detached, pid
   shift
   setsid "$@" -f -c "$CONF" </dev/null >"$DIR/log/$name.out" 2>&1 &
   echo $! >"$DIR/pid/$name.pid"
+  disown $! # no "Killed" notice from this shell when `test` stops them
 }
 
 # wait_for NAME WHAT COMMAND...: poll COMMAND until it succeeds; fail early if the daemon died, or after TIMEOUT
@@ -74,7 +81,7 @@ wait_for() {
   log "$what ($(elapsed "$start"))"
 }
 
-ceph_cli() { ceph -c "$CONF" --connect-timeout 10 "$@"; }
+ceph_cli() { timeout 30 ceph -c "$CONF" --connect-timeout 10 "$@"; }
 
 osd_up() { [[ $(ceph_cli osd dump -f json) == *'"osd":0,"uuid":'*'"up":1'* ]]; }
 
@@ -121,11 +128,12 @@ install_ceph() {
   local start=$SECONDS
   log "installing ${PACKAGES[*]} (missing: ${missing[*]})"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >"$DIR.apt.log" 2>&1 || {
+  apt-get update -qq -o DPkg::Lock::Timeout=300 >"$DIR.apt.log" 2>&1 || {
     tail -n 20 "$DIR.apt.log" >&2
     die "apt-get update failed"
   }
-  apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >>"$DIR.apt.log" 2>&1 || {
+  apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "${PACKAGES[@]}" \
+    >>"$DIR.apt.log" 2>&1 || {
     tail -n 20 "$DIR.apt.log" >&2
     die "apt-get install ${PACKAGES[*]} failed"
   }
@@ -172,6 +180,9 @@ mon allow pool delete = true
 mon warn on pool no redundancy = false
 mon data avail warn = 2
 mon data avail crit = 1
+# the mon batches map changes once a second by default; radosgw creates its pools one after another
+paxos propose interval = 0.05
+paxos min wait = 0.01
 
 [client.rgw]
 rgw frontends = beast endpoint=127.0.0.1:$3
@@ -198,7 +209,7 @@ cmd_up() {
   mkdir -p "$DIR"/{pid,log,run,crash,mon.a,osd.0}
 
   local ports fsid
-  ports=($(free_ports 3))
+  read -r -a ports <<<"$(free_ports 3)"
   fsid=$(</proc/sys/kernel/random/uuid)
   write_conf "${ports[0]}" "${ports[1]}" "${ports[2]}" "$fsid"
 
@@ -230,7 +241,7 @@ cmd_up() {
   local access secret
   access=$(random_hex 10 | tr a-f A-F)
   secret=$(random_hex 20)
-  radosgw-admin -c "$CONF" -n client.admin user create --uid=pagevault --display-name=pagevault \
+  timeout "$TIMEOUT" radosgw-admin -c "$CONF" -n client.admin user create --uid=pagevault --display-name=pagevault \
     --access-key="$access" --secret-key="$secret" >"$DIR/log/user-create.out" 2>&1 || {
     tail -n 20 "$DIR/log/user-create.out" >&2
     die "radosgw-admin user create failed"
@@ -241,31 +252,45 @@ cmd_up() {
   log "up at $url in $(elapsed "$start") (cluster $(elapsed "$t")); env: $DIR/env"
 }
 
+running() { # the process exists and is not a zombie (orphaned daemons are reaped by PID 1, which may be slow)
+  local state
+  [[ -r /proc/$1/stat ]] || return 1
+  read -r _ _ state _ <"/proc/$1/stat" 2>/dev/null || return 1
+  [[ $state != Z ]]
+}
+
+stop_pids() { # SIGTERM, 2 s of grace (the data is thrown away), then SIGKILL; waits until they are gone
+  local i pid alive=()
+  (($#)) || return 0
+  kill -TERM "$@" 2>/dev/null || true
+  for ((i = 0; ; i++)); do
+    alive=()
+    for pid in "$@"; do running "$pid" && alive+=("$pid"); done
+    ((${#alive[@]})) || return 0
+    if ((i == 20)); then
+      log "killing ${alive[*]}: not stopped 2s after SIGTERM"
+      kill -KILL "${alive[@]}" 2>/dev/null || true
+    fi
+    ((i < 150)) || die "pids ${alive[*]} survived SIGKILL"
+    sleep 0.1
+  done
+}
+
 cmd_down() {
   [[ -d $DIR ]] || {
     log "nothing at $DIR"
     return 0
   }
-  local start=$SECONDS i pid pids=() d
-  for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
-    d=${DAEMONS[i]}
-    pid=$(pid_of "$d") || continue
-    kill -TERM "$pid" 2>/dev/null || true
-    pids+=("$pid")
-  done
-  for pid in "${pids[@]}"; do
-    for ((i = 0; i < 100; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "pid $pid did not stop within 10s: killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-    fi
-  done
+  local start=$SECONDS d pid clients=() mon=() n=0
+  # radosgw and the OSD first, while the mon can still acknowledge the OSD's going down (without it the OSD waits
+  # 5 s for an answer). radosgw takes ~5 s on SIGTERM (its background threads sleep), so it is usually killed.
+  for d in client.rgw osd.0; do pid=$(pid_of "$d") && clients+=("$pid"); done
+  pid=$(pid_of mon.a) && mon+=("$pid")
+  stop_pids "${clients[@]}"
+  stop_pids "${mon[@]}"
+  n=$((${#clients[@]} + ${#mon[@]}))
   rm -rf "$DIR"
-  log "down: stopped ${#pids[@]} daemon(s), removed $DIR ($(elapsed "$start"))"
+  log "down: stopped $n daemon(s), removed $DIR ($(elapsed "$start"))"
 }
 
 cmd_status() {
