@@ -172,6 +172,7 @@ export class MultipartUpload {
    */
   async complete(): Promise<UploadResult> {
     if (this.#state !== 'open') {
+      await this.#cleanup;
       throw this.#failure ?? new UsageError('UPLOAD_CLOSED', `upload ${this.key}: complete() called twice`);
     }
     this.#state = 'completing';
