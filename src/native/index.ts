@@ -15,7 +15,10 @@ export type BackupHandle = { readonly __brand: 'pagevault.backup' };
 export interface NativeBinding {
   /** Opens a destination on the staging VFS and attaches a backup from the registered connection. */
   start(connectionToken: number, pageSize: number, cacheKiB: number): BackupHandle;
-  /** Steps `pages` pages; fills out = [rc, remaining, pageCount, staged, badWrite]; returns rc. */
+  /**
+   * Steps `pages` pages; fills out = [rc, remaining, pageCount, staged, badWrite, restarts] and returns rc.
+   * restarts counts, over this backup's life, the steps that found the copy sent back to page 1.
+   */
   step(handle: BackupHandle, pages: number, out: Float64Array): number;
   /** Copies up to min(pageNumbers.length, data.length / pageSize) staged pages, oldest first. */
   drain(handle: BackupHandle, pageNumbers: Uint32Array, data: Buffer): number;

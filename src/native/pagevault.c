@@ -302,6 +302,8 @@ typedef struct pv_backup {
   sqlite3 *dest;
   sqlite3_backup *backup;
   pv_file *file;
+  int next;     /* the next source page to copy, as of the last step (1 before the first) */
+  int restarts; /* steps that found the copy sent back to page 1 */
 } pv_backup;
 
 static const napi_type_tag pv_backup_tag = {0x7061676576617531ULL, 0x6261636b75703031ULL};
@@ -413,6 +415,7 @@ static napi_value pv_start(napi_env env, napi_callback_info info) {
     return pv_throw(env, "PAGEVAULT_START", msg);
   }
 
+  b->next = 1;
   napi_value handle;
   if (napi_create_external(env, b, pv_finalize_backup, NULL, &handle) != napi_ok) {
     pv_close_backup(b);
@@ -423,8 +426,10 @@ static napi_value pv_start(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-/* step(handle, pages, out: Float64Array(5)) -> rc
- * out = [rc, remaining, pageCount, staged, badWrite]; rc is SQLite's own result code. */
+/* step(handle, pages, out: Float64Array(6)) -> rc
+ * out = [rc, remaining, pageCount, staged, badWrite, restarts]; rc is SQLite's own result code.
+ * A restart (another connection's commit, or a ROLLBACK on the source connection in WAL mode) is seen as
+ * the copy's position falling short of where this step should have taken it; restarts counts them. */
 static napi_value pv_step(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -438,14 +443,24 @@ static napi_value pv_step(napi_env env, napi_callback_info info) {
   size_t len;
   void *raw;
   NAPI_OK(napi_get_typedarray_info(env, argv[2], &type, &len, &raw, NULL, NULL));
-  if (type != napi_float64_array || len < 5) return pv_throw(env, "ERR_INVALID_ARG_TYPE", "expected a Float64Array of length 5");
+  if (type != napi_float64_array || len < 6) return pv_throw(env, "ERR_INVALID_ARG_TYPE", "expected a Float64Array of length 6");
+  if (pages < 1) return pv_throw(env, "ERR_OUT_OF_RANGE", "pages must be at least 1");
   double *out = raw;
   int rc = sqlite3_backup_step(b->backup, pages);
+  int remaining = sqlite3_backup_remaining(b->backup);
+  int page_count = sqlite3_backup_pagecount(b->backup);
+  if (rc == SQLITE_OK || rc == SQLITE_DONE) {
+    int before = b->next;
+    int expected = before + pages < page_count + 1 ? before + pages : page_count + 1;
+    b->next = page_count - remaining + 1;
+    if (before > 1 && b->next < expected) b->restarts++;
+  }
   out[0] = rc;
-  out[1] = sqlite3_backup_remaining(b->backup);
-  out[2] = sqlite3_backup_pagecount(b->backup);
+  out[1] = remaining;
+  out[2] = page_count;
   out[3] = b->file->count - b->file->head;
   out[4] = b->file->bad_write;
+  out[5] = b->restarts;
   return pv_number(env, rc);
 }
 

@@ -142,13 +142,13 @@ export class PageSource {
   private closedByApplication = false;
   private restoreClose: (() => void) | undefined;
 
-  private nextPage = 1;
+  private nativeRestarts = 0;
   private restartsInMode = 0;
   private pendingRestart = false;
   private busySinceMs: number | undefined;
   private maxDelivered = 0;
   private page1Delivered = false;
-  private readonly out = new Float64Array(5);
+  private readonly out = new Float64Array(6);
   private readonly stats = { pageCount: 0, pagesDelivered: 0, resentPages: 0, restarts: 0, steps: 0, busyWaits: 0 };
   private readonly fallbacks: string[] = [];
   private finalResult: PageSourceResult | undefined;
@@ -346,10 +346,8 @@ export class PageSource {
 
   /** One backup step with its outcome: pages staged, done or not. Handles busy sources and restarts. */
   private async step(): Promise<{ staged: number; done: boolean }> {
-    const n = this.stepPages;
-    const before = this.nextPage;
-    const rc = native().step(this.handle!, n, this.out);
-    const [, remaining, pageCount, staged, badWrite] = this.out as unknown as [number, number, number, number, number];
+    const rc = native().step(this.handle!, this.stepPages, this.out);
+    const [, , pageCount, staged, badWrite, restarts] = this.out as unknown as number[] as [number, number, number, number, number, number];
     if (badWrite) this.pageSizeChanged(undefined);
     if (rc === SQLITE.BUSY || rc === SQLITE.LOCKED) {
       const fellBack = await this.waitWhileBusy(rc);
@@ -359,10 +357,10 @@ export class PageSource {
     this.busySinceMs = undefined;
     this.stats.steps++;
     this.stats.pageCount = pageCount;
-    this.nextPage = pageCount - remaining + 1;
-    const expected = Math.min(before + n, pageCount + 1);
     // A restart sends the copy back to page 1; only a fallback discards what this step staged.
-    if (before > 1 && this.nextPage < expected && (await this.restarted())) return { staged: 0, done: false };
+    const restarted = restarts > this.nativeRestarts;
+    this.nativeRestarts = restarts;
+    if (restarted && (await this.restarted())) return { staged: 0, done: false };
     if (rc === SQLITE.DONE) {
       this.detach();
       return { staged, done: true };
@@ -443,7 +441,7 @@ export class PageSource {
     this.log.warn({ from, to: this.mode, restarts: this.stats.restarts }, line);
     this.restartsInMode = 0;
     this.pendingRestart = true;
-    this.nextPage = 1;
+    this.nativeRestarts = 0;
     await this.attach();
   }
 

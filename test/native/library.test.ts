@@ -32,7 +32,7 @@ test('a token dies with its connection; handles are type-checked', () => {
   assert.equal(registerConnection(db), token + 1, 'loading again replaces the registration');
   db.close();
   assert.throws(() => native().start(token + 1, 4096, 1024), { code: 'PAGEVAULT_UNKNOWN_CONNECTION' });
-  assert.throws(() => native().step({} as never, 1, new Float64Array(5)), { code: 'ERR_INVALID_ARG_TYPE' });
+  assert.throws(() => native().step({} as never, 1, new Float64Array(6)), { code: 'ERR_INVALID_ARG_TYPE' });
 });
 
 test('a backup from a registered connection copies into the staging VFS and drains in order', () => {
@@ -42,7 +42,7 @@ test('a backup from a registered connection copies into the staging VFS and drai
   for (let i = 0; i < 100; i++) insert.run();
   const pageCount = db.pragma('page_count', { simple: true }) as number;
   const handle = native().start(registerConnection(db), 4096, 1024);
-  const out = new Float64Array(5);
+  const out = new Float64Array(6);
   const pages = new Uint32Array(8);
   const data = Buffer.alloc(8 * 4096);
   const seen: number[] = [];
