@@ -1,0 +1,102 @@
+// The vault's data model, format v1: what a manifest says about a snapshot. The byte encoding lives in
+// manifest.ts and is documented in docs/FORMAT.md; keys in layout.ts.
+//
+// A database of `pageCount` pages is described by an ordered list of extents. Each extent covers a run of
+// pages; applying the extents in order (a later extent overrides the pages it covers) and zero-filling
+// whatever no extent covers gives the database. Normally the extents are the fixed chunks, pages
+// [i * chunkPages + 1, min((i + 1) * chunkPages, pageCount)], once each, in page order. Pages that an
+// application connection wrote again after their chunk had been uploaded follow as smaller "patch" extents.
+
+export const FORMAT_VERSION = 1;
+
+/** How a stored extent's bytes are encoded in its pack. */
+export type ExtentCodec = 'zstd' | 'raw';
+
+export interface StoredExtent {
+  kind: 'stored';
+  /** 1-based number of the first page covered. */
+  firstPage: number;
+  pageCount: number;
+  /** Index into Manifest.packs. */
+  pack: number;
+  /** Byte offset of the encoded bytes in the pack object. */
+  offset: number;
+  /** Encoded length in the pack object. */
+  length: number;
+  codec: ExtentCodec;
+  /** SHA-256 of the raw (decoded) bytes: pageCount * pageSize of them. 32 bytes. */
+  digest: Uint8Array;
+}
+
+/** Pages that are all zero: recorded, not stored. Their digest is implied (SHA-256 of the zero bytes). */
+export interface ZeroExtent {
+  kind: 'zero';
+  firstPage: number;
+  pageCount: number;
+}
+
+export type Extent = StoredExtent | ZeroExtent;
+
+export interface SourceFactsRecord {
+  /** Base name of the database file; null for an application's in-memory database. */
+  fileName: string | null;
+  journalMode: string;
+  sqliteVersion: string;
+  headerChangeCounter: number;
+  /** The consistency mode that produced the snapshot (see src/source/page-source.ts). */
+  mode: string;
+  hostname: string;
+}
+
+export interface SnapshotStats {
+  /** Bytes of database pages read from the source (pages delivered, re-sent ones included). */
+  bytesRead: number;
+  /** Bytes written to object storage for this snapshot (packs and manifest). */
+  bytesUploaded: number;
+  /** Stored extents whose bytes were uploaded by this snapshot. */
+  chunksNew: number;
+  /** Stored extents that point into packs of earlier snapshots. */
+  chunksReused: number;
+  chunksZero: number;
+  restarts: number;
+  durationMs: number;
+}
+
+export interface Manifest {
+  formatVersion: typeof FORMAT_VERSION;
+  /** Snapshot id (see ids.ts): sorts by creation time, unique across hosts. */
+  id: string;
+  /** The snapshot whose chunks this one reused, or null for a full snapshot. */
+  parent: string | null;
+  /** When the snapshot began and was published, ISO 8601 UTC. */
+  createdAt: string;
+  completedAt: string;
+  tool: { name: 'pagevault'; version: string };
+  pageSize: number;
+  pageCount: number;
+  /** Pages per fixed chunk. */
+  chunkPages: number;
+  /**
+   * Hex SHA-256 of the concatenated SHA-256 digests of the final database's fixed chunks, in page order (the
+   * last chunk may be short; an all-zero chunk's digest is that of its zero bytes). Null when patch extents
+   * made the final content of some chunk unknowable at snapshot time; a restore then relies on the extents'
+   * digests and the integrity check.
+   */
+  databaseDigest: string | null;
+  source: SourceFactsRecord;
+  stats: SnapshotStats;
+  /** Pack keys, relative to the vault prefix; extents refer to them by index. */
+  packs: string[];
+  extents: Extent[];
+}
+
+/** The repository config object (pagevault.json): written once, with the vault's first snapshot. */
+export interface RepositoryConfig {
+  format: 'pagevault';
+  formatVersion: typeof FORMAT_VERSION;
+  /** Codec new stored extents use. */
+  codec: ExtentCodec;
+  /** Encryption parameters; null in format v1 (no encryption). */
+  encryption: null;
+  createdAt: string;
+}
