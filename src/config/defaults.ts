@@ -64,3 +64,33 @@ export const codecDefaults = {
   /** Jobs handed to one worker at once: a second one hides the message round trip. */
   jobsPerWorker: 2,
 } as const;
+
+/** The vault format (src/vault/): what new repositories and manifests are written with. */
+export const vaultDefaults = {
+  /** Codec a new repository records for the stored extents of its snapshots. */
+  codec: 'zstd',
+  /** zstd level of manifest bodies; a manifest is written once per snapshot and is mostly incompressible digests. */
+  manifestCompressionLevel: 3,
+} as const;
+
+/** Snapshots (src/snapshot/): chunking, packing and the memory bound of the upload pipeline. */
+export const snapshotDefaults = {
+  /** Bytes per chunk, the unit of digest, dedup and compression (rounded down to whole pages). */
+  chunkSize: 256 * KiB,
+  /** Pages of the database one pack covers; its key names that range. */
+  packSpan: 1 * GiB,
+  /** Multipart parts uploaded at once. */
+  uploadConcurrency: 4,
+  /** Part buffers, in bytes: the memory bound of the upload side (at least two parts). */
+  maxBytesInFlight: 64 * MiB,
+} as const;
+
+/** Restores (src/restore/): how a snapshot is fetched. */
+export const restoreDefaults = {
+  /** Ranged reads at once; each holds one read buffer. */
+  concurrency: 6,
+  /** Neighbouring chunks of a pack are fetched together in reads of up to this size. */
+  readSize: 8 * MiB,
+  /** ...when at most this many unneeded bytes separate them. */
+  maxGap: 256 * KiB,
+} as const;

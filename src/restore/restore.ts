@@ -1,0 +1,312 @@
+// restore(): a snapshot from a vault back into a database file, verified before it is put in place.
+//
+//   manifest -> plan (ranged reads of ~8 MiB) -> parallel GETs into pooled buffers -> decode + verify each
+//   extent in the codec workers -> positional writes into a temp file beside the target -> fsync ->
+//   whole-database digest read back from the file -> PRAGMA integrity_check -> rename into place -> fsync dir
+//
+// Until the rename, the target is untouched; on any failure the temp file is removed.
+import Database from 'better-sqlite3';
+import { createHash, randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { lstat, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { codecDefaults, restoreDefaults } from '../config/defaults.ts';
+import { CodecPool, returnedBuffers } from '../chunk/pool.ts';
+import { AbortedError, IntegrityError, PagevaultError, StorageError, TargetExistsError, UsageError } from '../errors.ts';
+import type { StorageClient } from '../storage/client.ts';
+import { openStorage, type StorageOptions } from '../storage/registry.ts';
+import { BufferPool } from '../util/buffer-pool.ts';
+import { parseSnapshotId } from '../vault/ids.ts';
+import { chunkRange, databaseDigest, fixedChunkCount, zeroDigest } from '../vault/manifest.ts';
+import type { Manifest } from '../vault/model.ts';
+import { listSnapshotIds, readManifest, readRepository } from '../vault/repository.ts';
+import { planRestore, type PlannedRead } from './plan.ts';
+
+export interface RestoreOptions {
+  url?: string;
+  storage?: StorageClient;
+  storageOptions?: Omit<StorageOptions, 'concurrency' | 'onEvent'>;
+  /** Where the database goes. */
+  path: string;
+  /** A snapshot id; default the newest. */
+  snapshot?: string;
+  /** The newest snapshot created at or before this time. */
+  at?: Date;
+  /** Replace an existing target (its -wal and -shm go too). */
+  force?: boolean;
+  /** An existing target is left alone and the restore reports `skipped`. */
+  ifNotExists?: boolean;
+  /** A vault without any snapshot is not an error: the restore reports `skipped`. */
+  ifReplicaExists?: boolean;
+  /** PRAGMA quick_check instead of integrity_check. */
+  quickCheck?: boolean;
+  /** Ranged reads at once. */
+  concurrency?: number;
+  workers?: number;
+  signal?: AbortSignal;
+  logger?: Logger;
+  onProgress?: (p: { bytesDownloaded: number; bytesTotal: number }) => void;
+}
+
+export interface RestoreResult {
+  /** Absolute path of the restored database. */
+  path: string;
+  /** undefined when skipped. */
+  id?: string;
+  skipped?: 'target-exists' | 'no-snapshot';
+  pageSize?: number;
+  pageCount?: number;
+  bytesDownloaded?: number;
+  databaseDigest?: string | null;
+  check?: 'integrity_check' | 'quick_check';
+  durationMs: number;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/** Picks the snapshot to restore: by id, the newest at or before `at`, or the newest. undefined: none. */
+async function chooseSnapshot(storage: StorageClient, options: RestoreOptions): Promise<string | undefined> {
+  if (options.snapshot) {
+    parseSnapshotId(options.snapshot);
+    return options.snapshot;
+  }
+  const ids = await listSnapshotIds(storage, { signal: options.signal });
+  if (options.at) {
+    const t = options.at.getTime();
+    const eligible = ids.filter((id) => parseSnapshotId(id).createdAt.getTime() <= t);
+    if (eligible.length === 0 && ids.length > 0) {
+      throw new StorageError('NOT_FOUND', `no snapshot in ${storage.url} was created at or before ${options.at.toISOString()}; the oldest is ${ids[0]}`);
+    }
+    return eligible.at(-1);
+  }
+  return ids.at(-1);
+}
+
+export async function restore(options: RestoreOptions): Promise<RestoreResult> {
+  const started = Date.now();
+  const log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'restore' });
+  if (!options.storage && !options.url) throw new UsageError('BAD_OPTION', 'restore needs a vault url (or a storage client)');
+  if (typeof options.path !== 'string' || options.path === '') throw new UsageError('BAD_OPTION', 'restore needs a target path');
+  if (options.snapshot && options.at) throw new UsageError('BAD_OPTION', 'give either a snapshot id or a time (--at), not both');
+  const concurrency = options.concurrency ?? restoreDefaults.concurrency;
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new UsageError('BAD_OPTION', `concurrency must be a positive integer, got ${concurrency}`);
+  const target = resolve(options.path);
+  const dir = dirname(target);
+  const dirStat = await stat(dir).catch(() => undefined);
+  if (!dirStat?.isDirectory()) throw new UsageError('BAD_TARGET', `cannot restore to ${target}: the directory ${dir} does not exist`);
+  if (await exists(target)) {
+    if (options.ifNotExists) return { path: target, skipped: 'target-exists', durationMs: Date.now() - started };
+    if (!options.force) {
+      throw new TargetExistsError('TARGET_EXISTS', `${target} already exists: pass --force to replace it (its -wal and -shm go too), or --if-not-exists to keep it`);
+    }
+    if (!(await stat(target)).isFile()) throw new UsageError('BAD_TARGET', `cannot replace ${target}: it is not a regular file`);
+  }
+
+  const storage = options.storage ?? openStorage(options.url!, { ...options.storageOptions, concurrency: Math.max(concurrency, 2) });
+  const ownsStorage = !options.storage;
+  const signal = options.signal;
+  let codec: CodecPool | undefined;
+  let temp: string | undefined;
+  let fh: FileHandle | undefined;
+  try {
+    const config = await readRepository(storage, { signal });
+    const id = config ? await chooseSnapshot(storage, options) : undefined;
+    if (!id) {
+      if (options.ifReplicaExists) return { path: target, skipped: 'no-snapshot', durationMs: Date.now() - started };
+      throw new StorageError('NOT_FOUND', `no snapshot in ${storage.url}: nothing to restore (pass --if-replica-exists to make that a success)`);
+    }
+    const manifest = await readManifest(storage, id, { signal });
+    log.info({ id, pageCount: manifest.pageCount, pageSize: manifest.pageSize }, 'restore started');
+
+    const plan = planRestore(manifest, { readSize: restoreDefaults.readSize, maxGap: restoreDefaults.maxGap });
+    const size = manifest.pageCount * manifest.pageSize;
+    temp = join(dir, `.${basename(target)}.pagevault-${randomBytes(4).toString('hex')}`);
+    fh = await open(temp, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o644);
+    // Holes read as zeros: zero extents, pages no extent covers and the lock page need no writes.
+    await fh.truncate(size);
+
+    codec = CodecPool.create({ workers: options.workers ?? codecDefaults.workers });
+    const maxRaw = manifest.extents.reduce((n, e) => Math.max(n, e.pageCount), 0) * manifest.pageSize;
+    const reads = new BufferPool(concurrency, Math.max(plan.largestRead, 1));
+    const outputs = new BufferPool(concurrency, Math.max(maxRaw, 1));
+    let downloaded = 0;
+    const fetchAndWrite = async (read: PlannedRead): Promise<void> => {
+      let buffer = await reads.acquire(signal);
+      try {
+        await storage.readRange(read.pack, read.offset, read.length, { into: buffer, ...(signal ? { signal } : {}) });
+        downloaded += read.length;
+        options.onProgress?.({ bytesDownloaded: downloaded, bytesTotal: plan.bytes });
+        for (const p of read.extents) {
+          const e = p.extent;
+          const rawLength = e.pageCount * manifest.pageSize;
+          let out = await outputs.acquire(signal);
+          try {
+            const r = await codec!.decode({
+              encoded: buffer.subarray(p.at, p.at + e.length),
+              codec: e.codec,
+              output: out.subarray(0, rawLength),
+              digest: e.digest,
+            });
+            buffer = Buffer.from(r.encoded.buffer as ArrayBuffer);
+            out = Buffer.from(r.output.buffer as ArrayBuffer);
+            await fh!.write(out, 0, rawLength, (e.firstPage - 1) * manifest.pageSize);
+          } catch (err) {
+            const back = returnedBuffers(err);
+            if (back) {
+              buffer = Buffer.from(back.input.buffer as ArrayBuffer);
+              out = Buffer.from(back.output.buffer as ArrayBuffer);
+            }
+            if (err instanceof IntegrityError) {
+              throw new IntegrityError(
+                err.code,
+                `snapshot ${id}: pack ${read.pack} bytes ${e.offset}+${e.length} (pages ${e.firstPage}-${e.firstPage + e.pageCount - 1}): ${err.message}`,
+                { cause: err },
+              );
+            }
+            throw err;
+          } finally {
+            outputs.release(out);
+          }
+        }
+      } finally {
+        reads.release(buffer);
+      }
+    };
+    await runAll(plan.parallel, concurrency, fetchAndWrite, signal);
+    for (const step of plan.ordered) {
+      if (step.kind === 'read') await fetchAndWrite(step.read);
+      else {
+        const zeros = Buffer.alloc(step.extent.pageCount * manifest.pageSize);
+        await fh.write(zeros, 0, zeros.length, (step.extent.firstPage - 1) * manifest.pageSize);
+      }
+    }
+    await fh.sync();
+    if (manifest.databaseDigest !== null) await verifyDatabaseDigest(fh, manifest, id);
+    await fh.close();
+    fh = undefined;
+    const check = options.quickCheck ? 'quick_check' : 'integrity_check';
+    if (manifest.pageCount > 0) checkDatabase(temp, check, id);
+    await replaceTarget(temp, target, options.force === true);
+    temp = undefined;
+    const result: RestoreResult = {
+      path: target,
+      id,
+      pageSize: manifest.pageSize,
+      pageCount: manifest.pageCount,
+      bytesDownloaded: downloaded,
+      databaseDigest: manifest.databaseDigest,
+      check,
+      durationMs: Date.now() - started,
+    };
+    log.info(result, 'restore complete');
+    return result;
+  } catch (err) {
+    if (signal?.aborted && !(err instanceof AbortedError)) throw new AbortedError('restore: aborted', { cause: signal.reason });
+    throw err;
+  } finally {
+    await fh?.close().catch(() => undefined);
+    if (temp) await removeTemp(temp);
+    await codec?.close();
+    if (ownsStorage) await storage.close();
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` at once; the first failure stops new work and is rethrown. */
+async function runAll<T>(items: T[], limit: number, fn: (item: T) => Promise<void>, signal?: AbortSignal): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async () => {
+    while (failure === undefined && next < items.length) {
+      if (signal?.aborted) throw new AbortedError('restore: aborted', { cause: signal.reason });
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure;
+}
+
+/** Reads the file back chunk by chunk and checks the whole-database digest the snapshot recorded. */
+async function verifyDatabaseDigest(fh: FileHandle, manifest: Manifest, id: string): Promise<void> {
+  const chunkBytes = manifest.chunkPages * manifest.pageSize;
+  const buffer = Buffer.allocUnsafe(chunkBytes);
+  const digests: Uint8Array[] = [];
+  const count = fixedChunkCount(manifest.pageCount, manifest.chunkPages);
+  for (let i = 0; i < count; i++) {
+    const { firstPage, pageCount } = chunkRange(i, manifest.pageCount, manifest.chunkPages);
+    const length = pageCount * manifest.pageSize;
+    const { bytesRead } = await fh.read(buffer, 0, length, (firstPage - 1) * manifest.pageSize);
+    if (bytesRead !== length) throw new IntegrityError('DATABASE_DIGEST', `snapshot ${id}: the restored file is shorter than ${manifest.pageCount} pages`);
+    const view = buffer.subarray(0, length);
+    digests.push(view.every((b) => b === 0) ? zeroDigest(length) : createHash('sha256').update(view).digest());
+  }
+  const actual = databaseDigest(digests);
+  if (actual !== manifest.databaseDigest) {
+    throw new IntegrityError('DATABASE_DIGEST', `snapshot ${id}: the restored database's digest ${actual} differs from the snapshot's ${manifest.databaseDigest}`);
+  }
+}
+
+function checkDatabase(path: string, check: 'integrity_check' | 'quick_check', id: string): void {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    const rows = db.pragma(check) as Record<string, string>[];
+    const lines = rows.map((r) => Object.values(r)[0]);
+    if (lines.length !== 1 || lines[0] !== 'ok') {
+      throw new IntegrityError('INTEGRITY_CHECK', `snapshot ${id}: PRAGMA ${check} of the restored database failed: ${lines.slice(0, 5).join('; ')}`);
+    }
+  } catch (err) {
+    if (err instanceof PagevaultError) throw err;
+    throw new IntegrityError('INTEGRITY_CHECK', `snapshot ${id}: the restored database does not open: ${(err as Error).message}`, { cause: err });
+  } finally {
+    db?.close();
+  }
+}
+
+/**
+ * Puts the verified temp file in place. An old -wal/-shm beside the target would be replayed into the new
+ * database, so they are moved aside first and removed once the new file is in place (moved back if the
+ * rename fails).
+ */
+async function replaceTarget(temp: string, target: string, force: boolean): Promise<void> {
+  const moved: [string, string][] = [];
+  if (force) {
+    for (const suffix of ['-wal', '-shm', '-journal']) {
+      const old = target + suffix;
+      if (!(await exists(old))) continue;
+      const aside = `${temp}${suffix}.old`;
+      await rename(old, aside);
+      moved.push([aside, old]);
+    }
+  }
+  try {
+    await rename(temp, target);
+  } catch (err) {
+    for (const [aside, old] of moved) await rename(aside, old).catch(() => undefined);
+    throw err;
+  }
+  for (const [aside] of moved) await unlink(aside).catch(() => undefined);
+  const d = await open(dirname(target), 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
+async function removeTemp(temp: string): Promise<void> {
+  for (const suffix of ['', '-wal', '-shm', '-journal']) await rm(temp + suffix, { force: true });
+}

@@ -1,0 +1,92 @@
+// Reading and writing the vault's small objects through a StorageClient: the repository config, the list of
+// snapshots, and manifests. Snapshot and restore share these; they hold no state.
+import type { Logger } from 'pino';
+import { IntegrityError, StorageError } from '../errors.ts';
+import type { StorageClient } from '../storage/client.ts';
+import { decodeConfig, encodeConfig, newRepositoryConfig } from './config.ts';
+import { isSnapshotId } from './ids.ts';
+import { configKey, manifestKey, manifestPrefix, snapshotIdFromManifestKey } from './layout.ts';
+import { decodeManifest } from './manifest.ts';
+import type { Manifest, RepositoryConfig } from './model.ts';
+
+interface Options {
+  signal?: AbortSignal;
+}
+
+function isCode(err: unknown, code: string): boolean {
+  return err instanceof StorageError && err.code === code;
+}
+
+/** The repository config, or undefined when the vault holds none (no snapshot was ever written there). */
+export async function readRepository(storage: StorageClient, options: Options = {}): Promise<RepositoryConfig | undefined> {
+  let bytes: Buffer;
+  try {
+    bytes = await storage.getObject(configKey, options);
+  } catch (err) {
+    if (isCode(err, 'NOT_FOUND')) return undefined;
+    throw err;
+  }
+  return decodeConfig(bytes, `${storage.url}/${configKey}`);
+}
+
+/**
+ * The repository config, written first (conditionally) if the vault has none. Refuses a vault written by a
+ * newer pagevault (IntegrityError CONFIG_VERSION), before anything else is written into it.
+ */
+export async function ensureRepository(storage: StorageClient, options: Options = {}): Promise<RepositoryConfig> {
+  const existing = await readRepository(storage, options);
+  if (existing) return existing;
+  const config = newRepositoryConfig(new Date());
+  try {
+    await storage.putIfAbsent(configKey, encodeConfig(config), options);
+    return config;
+  } catch (err) {
+    // Another host created it between our read and our write: use theirs.
+    if (isCode(err, 'ALREADY_EXISTS')) return (await readRepository(storage, options))!;
+    throw err;
+  }
+}
+
+/** Ids of the published snapshots, oldest first (ids sort by creation time). Foreign keys are ignored. */
+export async function listSnapshotIds(storage: StorageClient, options: Options = {}): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const object of storage.list(manifestPrefix, options)) {
+    const id = object.key.slice(manifestPrefix.length);
+    if (!id.includes('/') && isSnapshotId(id)) ids.push(snapshotIdFromManifestKey(object.key));
+  }
+  return ids.sort();
+}
+
+/**
+ * The manifest of snapshot `id`, verified (its digest, its own id). Rejects with StorageError NOT_FOUND if
+ * there is no such snapshot, IntegrityError MANIFEST_DAMAGED / MANIFEST_VERSION otherwise.
+ */
+export async function readManifest(storage: StorageClient, id: string, options: Options = {}): Promise<Manifest> {
+  let bytes: Buffer;
+  try {
+    bytes = await storage.getObject(manifestKey(id), options);
+  } catch (err) {
+    if (isCode(err, 'NOT_FOUND')) {
+      throw new StorageError('NOT_FOUND', `no snapshot ${id} in ${storage.url}: run \`pagevault ls\` to see the snapshots`, { cause: err });
+    }
+    throw err;
+  }
+  return decodeManifest(bytes, id);
+}
+
+/**
+ * The newest snapshot whose manifest reads back intact, or undefined for an empty vault. A damaged newer
+ * manifest is skipped with a warning (an incremental snapshot then builds on an older one).
+ */
+export async function latestManifest(storage: StorageClient, options: Options & { logger?: Logger } = {}): Promise<Manifest | undefined> {
+  const ids = await listSnapshotIds(storage, options);
+  for (let i = ids.length - 1; i >= 0; i--) {
+    try {
+      return await readManifest(storage, ids[i]!, options);
+    } catch (err) {
+      if (!(err instanceof IntegrityError) || err.code === 'MANIFEST_VERSION') throw err;
+      options.logger?.warn({ snapshot: ids[i], err: err.message }, 'skipping a damaged manifest');
+    }
+  }
+  return undefined;
+}
