@@ -1,0 +1,59 @@
+// listSnapshots(): the snapshots in a vault with what their manifests say, oldest first.
+import type { StorageClient } from './storage/client.ts';
+import { openStorage, type StorageOptions } from './storage/registry.ts';
+import { UsageError } from './errors.ts';
+import { listSnapshotIds, readManifest } from './vault/repository.ts';
+
+export interface ListOptions {
+  url?: string;
+  storage?: StorageClient;
+  storageOptions?: Omit<StorageOptions, 'onEvent'>;
+  signal?: AbortSignal;
+}
+
+export interface SnapshotSummary {
+  id: string;
+  createdAt: string;
+  completedAt: string;
+  parent: string | null;
+  pageSize: number;
+  pageCount: number;
+  /** Database size in bytes (pageCount x pageSize). */
+  size: number;
+  bytesUploaded: number;
+  chunksNew: number;
+  chunksReused: number;
+  chunksZero: number;
+  source: string | null;
+  hostname: string;
+}
+
+export async function listSnapshots(options: ListOptions): Promise<SnapshotSummary[]> {
+  if (!options.storage && !options.url) throw new UsageError('BAD_OPTION', 'listSnapshots needs a vault url (or a storage client)');
+  const storage = options.storage ?? openStorage(options.url!, options.storageOptions ?? {});
+  try {
+    const ids = await listSnapshotIds(storage, { signal: options.signal });
+    const out: SnapshotSummary[] = [];
+    for (const id of ids) {
+      const m = await readManifest(storage, id, { signal: options.signal });
+      out.push({
+        id,
+        createdAt: m.createdAt,
+        completedAt: m.completedAt,
+        parent: m.parent,
+        pageSize: m.pageSize,
+        pageCount: m.pageCount,
+        size: m.pageSize * m.pageCount,
+        bytesUploaded: m.stats.bytesUploaded,
+        chunksNew: m.stats.chunksNew,
+        chunksReused: m.stats.chunksReused,
+        chunksZero: m.stats.chunksZero,
+        source: m.source.fileName,
+        hostname: m.source.hostname,
+      });
+    }
+    return out;
+  } finally {
+    if (!options.storage) await storage.close();
+  }
+}
