@@ -94,11 +94,3 @@ export const restoreDefaults = {
   /** ...when at most this many unneeded bytes separate them. */
   maxGap: 256 * KiB,
 } as const;
-
-/** The vault format (src/vault/): what new repositories and manifests are written with. */
-export const vaultDefaults = {
-  /** Codec a new repository records for the stored extents of its snapshots. */
-  codec: 'zstd',
-  /** zstd level of manifest bodies; a manifest is written once per snapshot and is mostly incompressible digests. */
-  manifestCompressionLevel: 3,
-} as const;
