@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -276,7 +277,7 @@ export class S3Store implements StorageClient {
       const out = await this.#s3.send(new GetObjectCommand({ Bucket: this.#bucket, Key }), { abortSignal: signal });
       const size = out.ContentLength;
       if (size === undefined) return Buffer.from(await out.Body!.transformToByteArray());
-      return await this.#readBody(out.Body as AsyncIterable<Uint8Array>, Buffer.allocUnsafe(size), `get ${key}`);
+      return await this.#readBody(out.Body as Readable, Buffer.allocUnsafe(size), `get ${key}`);
     } catch (err) {
       this.#fail('get', key, err, signal);
     }
@@ -285,24 +286,26 @@ export class S3Store implements StorageClient {
   /**
    * Copies a response body into `into`, which must be filled exactly; fewer bytes is TRUNCATED. With `extra`,
    * bytes past `into` are dropped (a server that sent more of the object than the range asked for), otherwise
-   * they are an error.
+   * they are an error. Reads with 'data' events, measurably cheaper than async iteration per chunk.
    */
-  async #readBody(body: AsyncIterable<Uint8Array>, into: Buffer, what: string, extra = false): Promise<Buffer> {
-    let done = 0;
-    try {
-      for await (const chunk of body) {
-        if (done + chunk.length > into.length) {
-          if (!extra) throw storageError('REJECTED', `${what} in ${this.url}: the server sent more than the ${into.length} bytes it announced`);
-          into.set(chunk.subarray(0, into.length - done), done);
-          done = into.length;
-          break;
+  async #readBody(body: Readable, into: Buffer, what: string, extra = false): Promise<Buffer> {
+    const done = await new Promise<number>((resolve, reject) => {
+      let n = 0;
+      body.on('data', (chunk: Buffer) => {
+        if (n + chunk.length > into.length) {
+          body.destroy();
+          if (!extra) return reject(storageError('REJECTED', `${what} in ${this.url}: the server sent more than the ${into.length} bytes it announced`));
+          chunk.copy(into, n, 0, into.length - n);
+          n = into.length;
+          return resolve(n);
         }
-        into.set(chunk, done);
-        done += chunk.length;
-      }
-    } finally {
-      (body as { destroy?: () => void }).destroy?.();
-    }
+        chunk.copy(into, n);
+        n += chunk.length;
+      });
+      body.once('end', () => resolve(n));
+      body.once('error', reject);
+      body.once('close', () => resolve(n)); // closed early without an error: reported as truncated below
+    });
     if (done !== into.length) {
       throw storageError('TRUNCATED', `${what} in ${this.url}: the response ended after ${done} of ${into.length} bytes`);
     }
@@ -319,11 +322,11 @@ export class S3Store implements StorageClient {
         new GetObjectCommand({ Bucket: this.#bucket, Key, Range: `bytes=${offset}-${offset + length - 1}` }),
         { abortSignal: signal },
       );
-      const body = out.Body as AsyncIterable<Uint8Array> & { destroy?: () => void };
+      const body = out.Body as Readable;
       const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(out.ContentRange ?? '');
       if (!range) {
         // The server ignored Range and sent the whole object: skip to the offset.
-        body.destroy?.();
+        body.destroy();
         const whole = await this.getObject(key, options);
         if (offset + length > whole.length) throw rangePastEnd(key, offset, length, whole.length);
         whole.copy(target, 0, offset, offset + length);
@@ -331,11 +334,11 @@ export class S3Store implements StorageClient {
       }
       const total = Number(range[3]);
       if (Number(range[1]) !== offset) {
-        body.destroy?.();
+        body.destroy();
         throw storageError('REJECTED', `read ${key} in ${this.url}: asked for bytes from ${offset}, got ${out.ContentRange}`);
       }
       if (out.ContentLength !== undefined && out.ContentLength < length) {
-        body.destroy?.();
+        body.destroy();
         throw rangePastEnd(key, offset, length, Number.isFinite(total) ? total : offset + out.ContentLength);
       }
       // The s3rver fork reads `bytes=0-0` as `bytes=0-`: keep what was asked for, drop the rest.
