@@ -312,7 +312,7 @@ export function decodeManifest(bytes: Uint8Array, expectedId?: string): Manifest
   let label = expectedId === undefined ? 'manifest' : `manifest ${expectedId}`;
   try {
     return decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), expectedId, (id) => {
-      label = `manifest ${id}`;
+      if (expectedId === undefined) label = `manifest ${id}`;
     });
   } catch (err) {
     if (err instanceof IntegrityError) throw err;

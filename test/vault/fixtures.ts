@@ -1,6 +1,7 @@
 // Manifests for the vault tests: small hand-made ones covering every kind of extent, and synthetic large ones
 // shaped like a real snapshot (fixed chunks of random digests in one pack, zstd lengths that vary).
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { compress, decompress } from 'zstd-napi';
 import { packKey } from '../../src/vault/layout.ts';
 import { chunkRange, fixedChunkCount } from '../../src/vault/manifest.ts';
 import { FORMAT_VERSION, type Extent, type Manifest } from '../../src/vault/model.ts';
@@ -72,4 +73,54 @@ export function syntheticManifest(bytes: number, chunkBytes: number, pageSize = 
     offset += length;
   }
   return baseManifest({ pageSize, pageCount, chunkPages, packs: [packKey(ID, 1, pageCount)], extents });
+}
+
+// Re-sealing: for tests of what the decoder does with a body whose digest is right but whose content is
+// wrong (a buggy writer, or tampering that recomputed the SHA-256), the header and digest are rebuilt here
+// independently of src/vault/manifest.ts, from docs/FORMAT.md.
+
+/** The raw (decompressed) body of an encoded manifest. */
+export function bodyOf(encoded: Buffer): Buffer {
+  return decompress(encoded.subarray(20, encoded.length - 32));
+}
+
+/** A manifest object around `body`: header (with `version`), zstd frame unless `compressed` is false, SHA-256. */
+export function seal(body: Uint8Array, options: { version?: number; compressed?: boolean; flags?: number } = {}): Buffer {
+  const compressed = options.compressed ?? true;
+  const stored = compressed ? compress(body, { compressionLevel: 3 }) : Buffer.from(body);
+  const header = Buffer.alloc(20);
+  header.write('PVMANIF\0', 0, 'latin1');
+  header.writeUInt16BE(options.version ?? 1, 8);
+  header.writeUInt16BE(options.flags ?? (compressed ? 1 : 0), 10);
+  header.writeUInt32BE(stored.length, 12);
+  header.writeUInt32BE(body.length, 16);
+  const unsealed = Buffer.concat([header, stored]);
+  return Buffer.concat([unsealed, createHash('sha256').update(unsealed).digest()]);
+}
+
+/** The body's JSON fields and what follows them (the extent table and digests). */
+export function splitBody(body: Buffer): { json: Record<string, unknown>; rest: Buffer } {
+  let length = 0;
+  let i = 0;
+  for (let shift = 1; ; shift *= 128) {
+    const b = body[i++]!;
+    length += (b & 0x7f) * shift;
+    if (b < 0x80) break;
+  }
+  return { json: JSON.parse(body.subarray(i, i + length).toString('utf8')), rest: body.subarray(i + length) };
+}
+
+export function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+export function joinBody(json: unknown, rest: Uint8Array): Buffer {
+  const text = Buffer.from(JSON.stringify(json), 'utf8');
+  return Buffer.concat([varint(text.length), text, rest]);
 }
