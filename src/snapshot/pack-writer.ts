@@ -52,8 +52,22 @@ export class PackWriter {
     return this.#completedBytes;
   }
 
-  /** Appends `data` (copied) to the pack of the span holding `firstPage`; returns where it landed. */
-  async append(firstPage: number, data: Uint8Array): Promise<{ key: string; offset: number }> {
+  /**
+   * Appends `data` (copied) to the pack of the span holding `firstPage`; returns where it landed. Calls are
+   * serialised: one append may wait for a part buffer, and another must not write into the pack meanwhile.
+   */
+  append(firstPage: number, data: Uint8Array): Promise<{ key: string; offset: number }> {
+    const run = this.#appending.then(() => this.#append(firstPage, data));
+    this.#appending = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  #appending: Promise<void> = Promise.resolve();
+
+  async #append(firstPage: number, data: Uint8Array): Promise<{ key: string; offset: number }> {
     this.#throwIfFailed();
     const span = Math.floor((firstPage - 1) / this.#o.spanPages);
     let pack = this.#open.get(span);
