@@ -15,7 +15,7 @@ import { codecDefaults, restoreDefaults } from '../config/defaults.ts';
 import { CodecPool, returnedBuffers } from '../chunk/pool.ts';
 import { AbortedError, IntegrityError, PagevaultError, StorageError, TargetExistsError, UsageError } from '../errors.ts';
 import type { StorageClient } from '../storage/client.ts';
-import { openStorage, type StorageOptions } from '../storage/registry.ts';
+import { openStorage, parseStorageUrl, type StorageOptions } from '../storage/registry.ts';
 import { BufferPool } from '../util/buffer-pool.ts';
 import { parseSnapshotId } from '../vault/ids.ts';
 import { chunkRange, databaseDigest, fixedChunkCount, zeroDigest } from '../vault/manifest.ts';
@@ -99,6 +99,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   if (options.snapshot && options.at) throw new UsageError('BAD_OPTION', 'give either a snapshot id or a time (--at), not both');
   const concurrency = options.concurrency ?? restoreDefaults.concurrency;
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new UsageError('BAD_OPTION', `concurrency must be a positive integer, got ${concurrency}`);
+  // A bad URL is a usage error whatever the state of the target.
+  if (!options.storage) parseStorageUrl(options.url!, options.storageOptions?.cwd);
   const target = resolve(options.path);
   const dir = dirname(target);
   const dirStat = await stat(dir).catch(() => undefined);
