@@ -100,10 +100,15 @@ class ByteReader {
   }
 
   varint(what: string): number {
+    const first = this.buf[this.pos];
+    if (first !== undefined && first < 0x80) {
+      this.pos++;
+      return first;
+    }
     let value = 0;
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0, scale = 1; i < 8; i++, scale *= 0x80) {
       const b = this.byte(what);
-      value += (b & 0x7f) * 2 ** (7 * i);
+      value += (b & 0x7f) * scale;
       if (b < 0x80) {
         if (b === 0 && i > 0) throw new Malformed(`${what} is a varint with a redundant trailing byte`);
         if (value > Number.MAX_SAFE_INTEGER) throw new Malformed(`${what} is larger than 2^53 - 1`);
