@@ -29,7 +29,10 @@ function mutations(original: Buffer, rounds: number): Buffer[] {
   for (let n = 1; n <= 64; n++) out.push(Buffer.concat([original, randomBytes(n)]));
   for (let i = 0; i < rounds; i++) {
     const b = Buffer.from(original);
-    for (let flips = randomInt(1, 4); flips > 0; flips--) b[randomInt(b.length)] ^= randomInt(1, 256);
+    for (let flips = randomInt(1, 4); flips > 0; flips--) {
+      const at = randomInt(b.length);
+      b[at] = b[at]! ^ randomInt(1, 256);
+    }
     out.push(b);
   }
   return out;
