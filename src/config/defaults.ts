@@ -83,6 +83,8 @@ export const snapshotDefaults = {
   uploadConcurrency: 4,
   /** Part buffers, in bytes: the memory bound of the upload side (at least two parts). */
   maxBytesInFlight: 64 * MiB,
+  /** A pack upload idle this long belongs to a snapshot that died; the next snapshot aborts it. */
+  staleUploadAgeMs: 48 * 60 * 60 * 1000,
 } as const;
 
 /** Restores (src/restore/): how a snapshot is fetched. */

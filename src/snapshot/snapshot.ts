@@ -27,6 +27,7 @@ import { databaseDigest, encodeManifest, fixedChunkCount, chunkRange, zeroDigest
 import { FORMAT_VERSION, type Extent, type Manifest } from '../vault/model.ts';
 import { ensureRepository, latestManifest } from '../vault/repository.ts';
 import { Chunker, type Emission } from './chunker.ts';
+import { abortStaleUploads } from './cleanup.ts';
 import { PackWriter } from './pack-writer.ts';
 import { toolVersion } from '../version.ts';
 
@@ -337,6 +338,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     throwIfCancelled(signal, failure);
     await storage.putIfAbsent(manifestKey(id), encoded, { signal });
     log.info({ id, pageCount, bytesUploaded: manifest.stats.bytesUploaded, ...stats, durationMs }, 'snapshot published');
+    await abortStaleUploads(storage, { olderThanMs: snapshotDefaults.staleUploadAgeMs, signal, logger: log });
     return {
       id,
       parent: manifest.parent,

@@ -2,11 +2,12 @@
 // re-sent pages, restarts, the upload-driven throttle, abort) on real databases.
 import Database from 'better-sqlite3';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { MiB } from '../../src/config/defaults.ts';
-import { restore, snapshot } from '../../src/index.ts';
+import { openStorage, restore, snapshot } from '../../src/index.ts';
 import { contentDigest, createDatabase, createLargeDatabase, fileDigest, integrityCheck, tempDir } from '../helpers/sqlite.ts';
 
 function listTree(dir: string): string[] {
@@ -143,4 +144,24 @@ test('an aborted snapshot publishes nothing and leaves no upload behind', async 
   assert.deepEqual(files.filter((f) => f.startsWith('manifests/')), []);
   assert.deepEqual(files.filter((f) => f.startsWith('.pagevault-uploads/')), [], 'the multipart upload was aborted');
   assert.deepEqual(files, ['pagevault.json']);
+});
+
+test('a snapshot aborts pack uploads left idle by a snapshot that died, and leaves recent ones alone', async (t) => {
+  const dir = tempDir(t);
+  const src = join(dir, 'db.db');
+  createDatabase(src, { rows: 200 });
+  const vaultDir = join(dir, 'vault');
+  const storage = openStorage(`file://${vaultDir}`);
+  t.after(() => storage.close());
+  const stale = await storage.createMultipartUpload('packs/20200101T000000000Z-0000000000/0000000001-0000262144');
+  await storage.uploadPart('packs/20200101T000000000Z-0000000000/0000000001-0000262144', stale, 1, Buffer.from('x'), {
+    md5: createHash('md5').update('x').digest('base64'),
+  });
+  const recent = await storage.createMultipartUpload('packs/20991231T000000000Z-0000000000/0000000001-0000262144');
+  const old = new Date(Date.now() - 3 * 24 * 3600 * 1000);
+  utimesSync(join(vaultDir, '.pagevault-uploads', stale), old, old);
+  await snapshot({ source: src, storage });
+  const left = [];
+  for await (const u of storage.listMultipartUploads('packs/')) left.push(u.uploadId);
+  assert.deepEqual(left, [recent]);
 });
