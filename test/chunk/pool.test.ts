@@ -182,9 +182,15 @@ test('a worker that dies fails the jobs it held, is replaced, and the pool keeps
   const pool = openPool(t, 2);
   await pool.ready();
   const [victim] = pool[testHooks]().workers;
-  const size = 4 * 1024 * 1024;
-  const jobs = Array.from({ length: 6 }, (_, i) => pool.encode({ input: chunk('random', i, size), output: allocTransferable(maxEncodedSize(size)) }));
-  const settled = Promise.allSettled(jobs);
+  // Big compressible chunks, all prepared before any is submitted, so the victim is busy when it dies.
+  const size = 16 * 1024 * 1024;
+  const text = chunk('text', 11, size);
+  const buffers = Array.from({ length: 6 }, () => {
+    const input = allocTransferable(size);
+    text.copy(input);
+    return { input, output: allocTransferable(maxEncodedSize(size)) };
+  });
+  const settled = Promise.allSettled(buffers.map((b) => pool.encode(b)));
   await victim!.terminate();
   const outcomes = await settled;
   const crashed = outcomes.filter((o) => o.status === 'rejected');
