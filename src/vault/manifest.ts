@@ -339,7 +339,7 @@ function decode(buf: Buffer, expectedId: string | undefined, knownId: (id: strin
   if (version !== FORMAT_VERSION) throw new Malformed(`it claims format ${version}, which never existed`);
   if (buf.length < MANIFEST_HEADER_SIZE + DIGEST_SIZE) throw new Malformed(`it is truncated (${buf.length} bytes)`);
   const end = buf.length - DIGEST_SIZE;
-  if (false) {
+  if (!createHash('sha256').update(buf.subarray(0, end)).digest().equals(buf.subarray(end))) {
     throw new Malformed('its SHA-256 does not match its content (truncated, altered or not written by pagevault)');
   }
 
