@@ -95,7 +95,10 @@ export async function startS3rver(): Promise<S3Server> {
                  allowMismatchedSignatures: true, vhostBuckets: false })
       .run()
       .then(({ port }) => process.stdout.write(JSON.stringify({ port }) + '\\n'));
-    process.stdin.on('end', () => process.exit(0)).resume();
+    // Orphaned (the test process died): remove the data directory too.
+    const bye = () => { require('fs').rmSync(${JSON.stringify(directory)}, { recursive: true, force: true }); process.exit(0); };
+    process.stdin.on('end', bye).resume();
+    process.on('SIGTERM', bye);
   `;
   try {
     const { child, port } = await spawnServer(['--openssl-legacy-provider', '-e', script]);
