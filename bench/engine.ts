@@ -5,14 +5,16 @@
 //
 // Options: --sizes 256,1024 (MiB of database content), --runs 3. Databases are kept in .bench/ between runs.
 import Database from 'better-sqlite3';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readSync, closeSync, rmSync, statSync, renameSync } from 'node:fs';
+import { openSync, readSync, closeSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { MiB } from '../src/config/defaults.ts';
 import { PageSource } from '../src/source/index.ts';
 import { createLargeDatabase } from '../test/helpers/sqlite.ts';
+import { childJob, reportFromChild, runInChild } from './lib/child.ts';
+import { arg, median, numbers } from './lib/cli.ts';
+import { cachedDatabase } from './lib/database.ts';
+import { formatTable } from './lib/table.ts';
 
 type Measure = 'engine' | 'backup' | 'read';
 interface Sample {
@@ -45,43 +47,18 @@ async function measure(kind: Measure, path: string): Promise<Sample> {
 }
 
 function runChild(kind: Measure, path: string): Sample {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--measure', kind, path], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return JSON.parse(out.trim().split('\n').pop()!) as Sample;
+  return runInChild<Sample>(import.meta.url, { kind, path }, `${kind} of ${path}`);
 }
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-function database(sizeMiB: number): string {
-  const dir = fileURLToPath(new URL('../.bench/', import.meta.url));
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, `engine-${sizeMiB}MiB.db`);
-  if (!existsSync(path)) {
-    const partial = `${path}.partial`;
-    rmSync(partial, { force: true });
-    process.stderr.write(`creating ${sizeMiB} MiB database...\n`);
-    createLargeDatabase(partial, sizeMiB * MiB);
-    renameSync(partial, path);
-  }
-  return path;
-}
+const database = (sizeMiB: number): string => cachedDatabase(`engine-${sizeMiB}MiB.db`, (p) => createLargeDatabase(p, sizeMiB * MiB));
 
 async function main(): Promise<void> {
-  if (process.argv[2] === '--measure') {
-    console.log(JSON.stringify(await measure(process.argv[3] as Measure, process.argv[4]!)));
+  const job = childJob<{ kind: Measure; path: string }>();
+  if (job) {
+    reportFromChild(await measure(job.kind, job.path));
     return;
   }
-  const sizes = arg('--sizes', '256,1024').split(',').map(Number);
+  const sizes = numbers('--sizes', '256,1024');
   const runs = Number(arg('--runs', '3'));
   const rows: string[][] = [];
   const rss: string[] = [];
@@ -109,11 +86,8 @@ async function main(): Promise<void> {
     rss.push(`${fileMiB.toFixed(0)} MiB: ${engineRss.toFixed(0)} MiB`);
   }
   const header = ['database', 'path', 'median time', 'throughput', 'speed vs db.backup', 'time vs plain read', 'peak RSS'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   console.log(`runs: ${runs} per path, warm page cache, each in its own process`);
-  console.log(line(header));
-  for (const r of rows) console.log(line(r));
+  console.log(formatTable(header, rows));
   console.log(`engine peak RSS by database size: ${rss.join(', ')} (goal: < 120 MiB, flat)`);
   console.log('goals: engine >= 2.5x faster than db.backup(file), within 10x of a plain read');
 }

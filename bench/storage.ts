@@ -6,16 +6,11 @@
 // peak RSS is its own. Prints MiB/s, the ratio to the bare SDK, and the peak RSS above the phase's starting RSS,
 // which should stay within concurrency x part size plus a constant.
 // PAGEVAULT_BENCH_MIB (default 1024) bytes per phase, PAGEVAULT_BENCH_ROUNDS (default 2) rounds.
-import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { Agent } from 'node:http';
-import { Readable } from 'node:stream';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { fileURLToPath } from 'node:url';
 import { MultipartUpload, openStorage, type StorageClient } from '../src/storage/index.ts';
 import { startFauxqs, startS3rver, type S3Server } from '../test/helpers/servers.ts';
+import { childJob, reportFromChild, runInChild } from './lib/child.ts';
+import { PatternedBytes, bareClient, bareUpload as bareLibStorageUpload } from './lib/s3.ts';
 
 const MiB = 1024 * 1024;
 const totalMiB = Number(process.env.PAGEVAULT_BENCH_MIB ?? 1024);
@@ -23,13 +18,9 @@ const total = totalMiB * MiB;
 const partSize = 8 * MiB; // fauxqs refuses bodies over 11 MiB
 const concurrency = 4;
 const parts = Math.ceil(total / partSize);
-// A 64 MiB random block the parts are cut from: incompressible, and no per-part allocation on either path.
-const source = randomBytes(64 * MiB);
-const partAt = (i: number): Buffer => {
-  const size = Math.min(partSize, total - i * partSize);
-  const start = (i * partSize) % source.length;
-  return source.subarray(start, start + size);
-};
+// Incompressible parts cut from one random block (made in the phase processes only): no per-part allocation.
+let bytes: PatternedBytes | undefined;
+const source = (): PatternedBytes => (bytes ??= new PatternedBytes(total, partSize));
 
 async function ourUpload(c: StorageClient, key: string): Promise<void> {
   // The pool the snapshot pipeline would own: `concurrency` part buffers, each reused once its part is stored.
@@ -41,7 +32,7 @@ async function ourUpload(c: StorageClient, key: string): Promise<void> {
   const writes: Promise<void>[] = [];
   for (let i = 0; i < parts; i++) {
     const buf = await acquire();
-    const part = partAt(i);
+    const part = source().partAt(i);
     part.copy(buf);
     const w = upload.writePart(buf.subarray(0, part.length));
     w.then(
@@ -55,12 +46,7 @@ async function ourUpload(c: StorageClient, key: string): Promise<void> {
 }
 
 async function bareUpload(s3: S3Client, bucket: string, key: string): Promise<void> {
-  const body = Readable.from(
-    (function* () {
-      for (let i = 0; i < parts; i++) yield partAt(i);
-    })(),
-  );
-  await new Upload({ client: s3, params: { Bucket: bucket, Key: key, Body: body }, queueSize: concurrency, partSize }).done();
+  await bareLibStorageUpload(s3, bucket, key, source().stream(), { queueSize: concurrency, partSize });
 }
 
 /** `concurrency` workers pulling range indexes from one counter. */
@@ -90,22 +76,6 @@ async function bareDownload(s3: S3Client, bucket: string, key: string): Promise<
   });
 }
 
-/** Reads a few ranges back and compares them with the source: the benchmark must move the right bytes. */
-async function verify(c: StorageClient, key: string): Promise<void> {
-  const info = await c.head(key);
-  if (info.size !== total) throw new Error(`${key}: size ${info.size}, expected ${total}`);
-  for (let k = 0; k < 16; k++) {
-    const offset = Math.floor((k * (total - MiB)) / 15);
-    const got = await c.readRange(key, offset, MiB);
-    let expected = Buffer.alloc(0);
-    for (let i = Math.floor(offset / partSize); expected.length < offset + MiB - Math.floor(offset / partSize) * partSize; i++) {
-      expected = Buffer.concat([expected, partAt(i)]);
-    }
-    const skip = offset - Math.floor(offset / partSize) * partSize;
-    if (!got.equals(expected.subarray(skip, skip + MiB))) throw new Error(`${key}: bytes differ at ${offset}`);
-  }
-}
-
 interface Phase {
   kind: string;
   endpoint: string;
@@ -122,41 +92,28 @@ const bucket = 'bench';
 async function runPhase(phase: Phase): Promise<void> {
   const credentials = async () => ({ accessKeyId: phase.accessKeyId, secretAccessKey: phase.secretAccessKey });
   const client = openStorage(`s3://${bucket}`, { concurrency, s3: { endpoint: phase.endpoint, credentials } });
-  const s3 = new S3Client({
-    endpoint: phase.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    credentials,
-    requestHandler: new NodeHttpHandler({ httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }) }),
-  });
+  const s3 = bareClient(phase);
   const run = {
     'upload StorageClient': () => ourUpload(client, phase.key),
     'upload bare SDK': () => bareUpload(s3, bucket, phase.key),
     'download StorageClient': () => ourDownload(client, phase.key),
     'download bare SDK': () => bareDownload(s3, bucket, phase.key),
   }[`${phase.op} ${phase.path}`]!;
+  source(); // the random block is made before the clock starts
   (globalThis as { gc?: () => void }).gc?.();
   const base = process.memoryUsage.rss();
   const started = performance.now();
   await run();
   const seconds = (performance.now() - started) / 1000;
   const peakMiB = process.resourceUsage().maxRSS / 1024; // before verify() allocates its own buffers
-  if (phase.op === 'upload') await verify(client, phase.key);
+  if (phase.op === 'upload') await source().verify(client, phase.key);
   await client.close();
   s3.destroy();
-  process.stdout.write(`${JSON.stringify({ seconds, baseMiB: base / MiB, peakMiB })}\n`);
+  reportFromChild({ seconds, baseMiB: base / MiB, peakMiB });
 }
 
 function spawnPhase(phase: Phase): { seconds: number; baseMiB: number; peakMiB: number } {
-  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), '--phase', JSON.stringify(phase)], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-  });
-  if (r.status !== 0) throw new Error(`phase ${phase.op} ${phase.path} on ${phase.kind} failed (exit ${r.status})`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+  return runInChild(import.meta.url, phase, `phase ${phase.op} ${phase.path} on ${phase.kind}`);
 }
 
 interface Row {
@@ -194,9 +151,9 @@ async function benchServer(server: S3Server, rows: Row[], rounds: number): Promi
   }
 }
 
-const phaseArg = process.argv.indexOf('--phase');
-if (phaseArg >= 0) {
-  await runPhase(JSON.parse(process.argv[phaseArg + 1]!) as Phase);
+const phase = childJob<Phase>();
+if (phase) {
+  await runPhase(phase);
 } else {
   const rounds = Number(process.env.PAGEVAULT_BENCH_ROUNDS ?? 2);
   const rows: Row[] = [];
