@@ -18,7 +18,7 @@ import type { StorageClient } from '../storage/client.ts';
 import { openStorage, parseStorageUrl, type StorageOptions } from '../storage/registry.ts';
 import { BufferPool } from '../util/buffer-pool.ts';
 import { parseSnapshotId } from '../vault/ids.ts';
-import { chunkRange, databaseDigest, fixedChunkCount, zeroDigest } from '../vault/manifest.ts';
+import { chunkRange, databaseDigest, fixedChunkCount } from '../vault/manifest.ts';
 import type { Manifest } from '../vault/model.ts';
 import { listSnapshotIds, readManifest, readRepository } from '../vault/repository.ts';
 import { planRestore, type PlannedRead } from './plan.ts';
@@ -252,8 +252,7 @@ async function verifyDatabaseDigest(fh: FileHandle, manifest: Manifest, id: stri
     const length = pageCount * manifest.pageSize;
     const { bytesRead } = await fh.read(buffer, 0, length, (firstPage - 1) * manifest.pageSize);
     if (bytesRead !== length) throw new IntegrityError('DATABASE_DIGEST', `snapshot ${id}: the restored file is shorter than ${manifest.pageCount} pages`);
-    const view = buffer.subarray(0, length);
-    digests.push(view.every((b) => b === 0) ? zeroDigest(length) : createHash('sha256').update(view).digest());
+    digests.push(createHash('sha256').update(buffer.subarray(0, length)).digest());
   }
   const actual = databaseDigest(digests);
   if (actual !== manifest.databaseDigest) {

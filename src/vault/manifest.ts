@@ -443,21 +443,8 @@ export function chunkRange(index: number, pageCount: number, chunkPages: number)
   return { firstPage, pageCount: Math.min(chunkPages, pageCount - firstPage + 1) };
 }
 
-const zeroDigests = new Map<number, Buffer>();
-const ZERO_BLOCK = Buffer.alloc(64 * 1024);
-
-/** SHA-256 of `byteLength` zero bytes: the digest of an all-zero chunk. A fresh copy each call. */
-export function zeroDigest(byteLength: number): Buffer {
-  requireCount(byteLength, 'byteLength', 0);
-  let digest = zeroDigests.get(byteLength);
-  if (!digest) {
-    const hash = createHash('sha256');
-    for (let left = byteLength; left > 0; left -= ZERO_BLOCK.length) hash.update(ZERO_BLOCK.subarray(0, Math.min(left, ZERO_BLOCK.length)));
-    digest = hash.digest();
-    zeroDigests.set(byteLength, digest);
-  }
-  return Buffer.from(digest);
-}
+/** SHA-256 of `byteLength` zero bytes: the digest of an all-zero chunk (the codec's, so the two always agree). */
+export { zeroDigest } from '../chunk/codec.ts';
 
 /** Manifest.databaseDigest: hex SHA-256 of the fixed chunks' digests, concatenated in page order. */
 export function databaseDigest(chunkDigests: Iterable<Uint8Array>): string {
