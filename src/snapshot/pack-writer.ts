@@ -4,6 +4,7 @@
 // pack is already complete (page 1's chunk, patches, chunks after a restart) opens a second pack for the span,
 // with a sequence suffix. When every part buffer is in flight, append() waits: that wait is what throttles the
 // backup steps upstream.
+import { createHash, type Hash } from 'node:crypto';
 import type { StorageClient, StorageEventListener } from '../storage/client.ts';
 import { MultipartUpload } from '../storage/upload.ts';
 import type { BufferPool } from '../util/buffer-pool.ts';
@@ -14,6 +15,8 @@ interface OpenPack {
   span: number;
   upload: MultipartUpload;
   part: Buffer | undefined;
+  /** MD5 of the part so far, updated chunk by chunk so that no single step hashes a whole part. */
+  md5: Hash;
   fill: number;
   size: number;
 }
@@ -82,7 +85,9 @@ export class PackWriter {
     while (done < data.length) {
       pack.part ??= await this.#o.parts.acquire(this.#o.signal);
       const n = Math.min(data.length - done, pack.part.length - pack.fill);
-      pack.part.set(data.subarray(done, done + n), pack.fill);
+      const piece = data.subarray(done, done + n);
+      pack.part.set(piece, pack.fill);
+      pack.md5.update(piece);
       pack.fill += n;
       done += n;
       if (pack.fill === pack.part.length) this.#sendPart(pack);
@@ -135,7 +140,7 @@ export class PackWriter {
     });
     this.#uploads.push(upload);
     this.keys.push(key);
-    const pack: OpenPack = { key, span, upload, part: undefined, fill: 0, size: 0 };
+    const pack: OpenPack = { key, span, upload, part: undefined, md5: createHash('md5'), fill: 0, size: 0 };
     this.#open.set(span, pack);
     return pack;
   }
@@ -144,9 +149,11 @@ export class PackWriter {
   #sendPart(pack: OpenPack): void {
     const part = pack.part!;
     const data = pack.fill === part.length ? part : part.subarray(0, pack.fill);
+    const md5 = pack.md5.digest('base64');
     pack.part = undefined;
+    pack.md5 = createHash('md5');
     pack.fill = 0;
-    this.#track(pack.upload.writePart(data).finally(() => this.#o.parts.release(part)));
+    this.#track(pack.upload.writePart(data, md5).finally(() => this.#o.parts.release(part)));
   }
 
   #complete(pack: OpenPack): void {

@@ -92,9 +92,11 @@ export class MultipartUpload {
    * their turn, holding their buffer. Every part except the last must be at least 5 MiB, and there may be at
    * most 10,000 (UsageError otherwise). If any part fails for good, the upload fails: every pending and later
    * writePart() and complete() reject, and the multipart upload is aborted once no part is in flight.
+   * `md5` (base64) may be given when the caller hashed the part as it filled it, in small steps: hashing a
+   * whole part here at once blocks the event loop for ~15 ms per 8 MiB.
    * Attach a rejection handler to every returned promise.
    */
-  writePart(data: Uint8Array): Promise<void> {
+  writePart(data: Uint8Array, md5?: string): Promise<void> {
     if (this.#state !== 'open') {
       return Promise.reject(this.#failure ?? new UsageError('UPLOAD_CLOSED', `upload ${this.key}: writePart() after complete()`));
     }
@@ -112,14 +114,14 @@ export class MultipartUpload {
     }
     const partNumber = this.#nextPart++;
     if (data.length < minPartSize) this.#smallPart = partNumber;
-    const sent = this.#sendPart(partNumber, data);
+    const sent = this.#sendPart(partNumber, data, md5);
     const settled = sent.catch(() => {});
     this.#inFlight.add(settled);
     void settled.then(() => this.#inFlight.delete(settled));
     return sent;
   }
 
-  async #sendPart(partNumber: number, data: Uint8Array): Promise<void> {
+  async #sendPart(partNumber: number, data: Uint8Array, givenMd5: string | undefined): Promise<void> {
     const signal = this.#cancel.signal;
     let release: (() => void) | undefined;
     try {
@@ -128,7 +130,7 @@ export class MultipartUpload {
       // Created without our cancel signal, so that an abort never loses the id of an upload the server made.
       this.#uploadId ??= this.#client.createMultipartUpload(this.key);
       const uploadId = await this.#uploadId;
-      const md5 = createHash('md5').update(data).digest('base64');
+      const md5 = givenMd5 ?? createHash('md5').update(data).digest('base64');
       const etag = await this.#client.uploadPart(this.key, uploadId, partNumber, data, { md5, signal });
       this.#parts.push({ partNumber, etag, size: data.length });
       this.#size += data.length;
