@@ -197,6 +197,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     fh = undefined;
     const check = options.quickCheck ? 'quick_check' : 'integrity_check';
     if (manifest.pageCount > 0) checkDatabase(temp, check, id);
+    // Checking a WAL-mode file made SQLite create a -shm (and an empty -wal) beside the temp file.
+    for (const suffix of ['-wal', '-shm']) await rm(temp + suffix, { force: true });
     await replaceTarget(temp, target, options.force === true);
     temp = undefined;
     const result: RestoreResult = {

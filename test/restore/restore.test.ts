@@ -1,0 +1,95 @@
+// restore() through the library on a file:// vault: replacing a database safely, and failing safely.
+import Database from 'better-sqlite3';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { restore, snapshot } from '../../src/index.ts';
+import { parseSnapshotId } from '../../src/vault/ids.ts';
+import { createDatabase, fileDigest, integrityCheck, tempDir } from '../helpers/sqlite.ts';
+
+const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+test('--force replaces a WAL database: its old -wal and -shm are gone, so SQLite cannot replay them into the new one', async (t) => {
+  const dir = tempDir(t);
+  const src = join(dir, 'src.db');
+  createDatabase(src, { journalMode: 'wal', rows: 500 });
+  const vault = `file://${join(dir, 'vault')}`;
+  await snapshot({ source: src, url: vault });
+
+  // An older, different database at the target, with committed changes still in its WAL, left as a crash
+  // leaves it (a clean close would checkpoint and remove the -wal, so the pair is copied while open).
+  const target = join(dir, 'target.db');
+  createDatabase(target, { journalMode: 'wal', rows: 50 });
+  const old = new Database(target);
+  old.pragma('wal_autocheckpoint = 0');
+  old.exec("DELETE FROM items WHERE id > 10; INSERT INTO items(name) VALUES ('only in the old WAL')");
+  const wal = readFileSync(`${target}-wal`);
+  const shm = readFileSync(`${target}-shm`);
+  await assert.rejects(restore({ url: vault, path: target }), { name: 'TargetExistsError', code: 'TARGET_EXISTS' });
+  old.close();
+  writeFileSync(`${target}-wal`, wal);
+  writeFileSync(`${target}-shm`, shm);
+  assert.ok(wal.length > 0);
+
+  const r = await restore({ url: vault, path: target, force: true });
+  assert.equal(r.check, 'integrity_check');
+  assert.equal(existsSync(`${target}-wal`), false, 'the old -wal is gone');
+  assert.equal(existsSync(`${target}-shm`), false, 'the old -shm is gone');
+  assert.equal(fileDigest(target), fileDigest(src), 'the restored database, not the old WAL replayed into it');
+  assert.deepEqual(readdirSync(dir).filter((f) => f.includes('pagevault-')), [], 'no temp file left');
+});
+
+test('a tampered pack fails the restore with an IntegrityError naming it; the target and its directory are as before', async (t) => {
+  const dir = tempDir(t);
+  const src = join(dir, 'src.db');
+  createDatabase(src, { rows: 3000 });
+  const vaultDir = join(dir, 'vault');
+  const s = await snapshot({ source: src, url: `file://${vaultDir}` });
+  const pack = join(vaultDir, s.packs[0]!);
+  const fd = openSync(pack, 'r+');
+  const byte = Buffer.alloc(1);
+  readSync(fd, byte, 0, 1, 5000);
+  byte[0]! ^= 0x20;
+  writeSync(fd, byte, 0, 1, 5000);
+  closeSync(fd);
+
+  const target = join(dir, 'target.db');
+  createDatabase(target, { rows: 10 });
+  const before = sha(target);
+  const listing = readdirSync(dir).sort();
+  await assert.rejects(restore({ url: `file://${vaultDir}`, path: target, force: true }), (err: Error & { code?: string }) => {
+    assert.equal(err.name, 'IntegrityError');
+    assert.ok(['CHUNK_DAMAGED', 'CHUNK_DIGEST'].includes(err.code!), err.code);
+    assert.ok(err.message.includes(s.packs[0]!), `names the pack: ${err.message}`);
+    return true;
+  });
+  assert.equal(sha(target), before, 'the target is untouched');
+  assert.deepEqual(readdirSync(dir).sort(), listing, 'the temp file is removed');
+  assert.equal(integrityCheck(target), 'ok');
+});
+
+test('restore picks the newest snapshot at or before --at, or the one named', async (t) => {
+  const dir = tempDir(t);
+  const src = join(dir, 'src.db');
+  const vault = `file://${join(dir, 'vault')}`;
+  createDatabase(src, { rows: 100 });
+  const a = await snapshot({ source: src, url: vault });
+  const db = new Database(src);
+  db.exec("INSERT INTO items(name) VALUES ('second')");
+  db.close();
+  const b = await snapshot({ source: src, url: vault });
+  const between = new Date(parseSnapshotId(a.id).createdAt.getTime() + 1);
+  assert.ok(between < parseSnapshotId(b.id).createdAt);
+  const r1 = await restore({ url: vault, path: join(dir, 'at.db'), at: between });
+  assert.equal(r1.id, a.id);
+  const r2 = await restore({ url: vault, path: join(dir, 'latest.db') });
+  assert.equal(r2.id, b.id);
+  await assert.rejects(restore({ url: vault, path: join(dir, 'x.db'), at: new Date('2000-01-01T00:00:00Z') }), { code: 'NOT_FOUND' });
+  const empty = await restore({ url: `file://${join(dir, 'empty-vault')}`, path: join(dir, 'y.db'), ifReplicaExists: true });
+  assert.equal(empty.skipped, 'no-snapshot');
+  assert.equal(existsSync(join(dir, 'y.db')), false);
+  const kept = await restore({ url: vault, path: join(dir, 'latest.db'), ifNotExists: true });
+  assert.equal(kept.skipped, 'target-exists');
+});
