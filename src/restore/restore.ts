@@ -99,8 +99,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   if (options.snapshot && options.at) throw new UsageError('BAD_OPTION', 'give either a snapshot id or a time (--at), not both');
   const concurrency = options.concurrency ?? restoreDefaults.concurrency;
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new UsageError('BAD_OPTION', `concurrency must be a positive integer, got ${concurrency}`);
-  // A bad URL is a usage error whatever the state of the target.
+  // A bad URL or snapshot id is a usage error whatever the state of the target or the vault.
   if (!options.storage) parseStorageUrl(options.url!, options.storageOptions?.cwd);
+  if (options.snapshot) parseSnapshotId(options.snapshot);
   const target = resolve(options.path);
   const dir = dirname(target);
   const dirStat = await stat(dir).catch(() => undefined);
