@@ -1,0 +1,140 @@
+// The CLI's commands and flags, declared in one table. main.ts builds the yargs parser from it; each command's
+// module is imported only when that command runs, and turns the parsed flags into options for one library call.
+import type { Logger } from 'pino';
+import type { Options, PositionalOptions } from 'yargs';
+import { snapshotDefaults, storageDefaults } from '../config/defaults.ts';
+import { UsageError } from '../errors.ts';
+import type { StorageOptions } from '../index.ts';
+import type { Progress } from './progress.ts';
+import { formatBytes } from './units.ts';
+
+/** What main.ts hands a command besides its flags. */
+export interface Context {
+  /** Fires on the first SIGINT/SIGTERM. */
+  signal: AbortSignal;
+  logger: Logger;
+  /** A progress bar on stderr (a no-op unless stderr is a TTY and --json is off). */
+  progress(format: 'pages' | 'bytes'): Progress;
+}
+
+/** A command's outcome: `value` is what --json prints, `text` what a person reads. */
+export interface CommandResult {
+  value: unknown;
+  text: string;
+}
+
+export interface CommandModule {
+  run(args: Record<string, unknown>, context: Context): Promise<CommandResult>;
+}
+
+export interface CommandSpec {
+  /** yargs command string: name and positionals. */
+  command: string;
+  describe: string;
+  positionals: Record<string, PositionalOptions>;
+  options: Record<string, Options>;
+  examples: [string, string][];
+  load(): Promise<CommandModule>;
+}
+
+const url: PositionalOptions = {
+  type: 'string',
+  describe: 'vault URL: s3://bucket/prefix, file:///absolute/dir or file://./relative/dir',
+};
+
+/** Flags of every command. */
+export const globalOptions: Record<string, Options> = {
+  json: { type: 'boolean', describe: 'print one JSON result on stdout (logs stay on stderr)' },
+  verbose: { type: 'boolean', alias: 'v', describe: 'debug logs; errors with their stack and causes' },
+  quiet: { type: 'boolean', alias: 'q', describe: 'log errors only' },
+  'log-level': {
+    type: 'string',
+    choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+    describe: 'pino log level on stderr (default info; warn while a progress bar shows)',
+  },
+};
+
+/** Flags of every command that talks to S3. Credentials come from the AWS SDK's provider chain only. */
+const s3Options: Record<string, Options> = {
+  endpoint: { type: 'string', group: 'S3:', describe: 'S3 endpoint URL (default AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL, then AWS)' },
+  region: { type: 'string', group: 'S3:', describe: `region (default AWS_REGION, the profile's, or ${storageDefaults.customEndpointRegion} for a custom endpoint)` },
+  'path-style': { type: 'boolean', group: 'S3:', describe: 'path-style addressing (default on for a custom endpoint, off for AWS)' },
+  'retry-budget': {
+    type: 'number',
+    group: 'S3:',
+    describe: `seconds one storage request may spend on retries before the command fails (default ${storageDefaults.retryBudgetMs / 1000})`,
+  },
+};
+
+const s3WriteOptions: Record<string, Options> = {
+  'storage-class': { type: 'string', group: 'S3:', describe: 'storage class of new objects (STANDARD, STANDARD_IA, ...)' },
+  sse: { type: 'string', group: 'S3:', choices: ['AES256', 'aws:kms'], describe: 'server-side encryption of new objects' },
+  'sse-kms-key-id': { type: 'string', group: 'S3:', describe: 'KMS key for --sse aws:kms (default the bucket key)' },
+};
+
+const size = (describe: string): Options => ({ type: 'string', group: 'Throttle:', describe: `${describe}; a size like 8MiB, 64M, 1G` });
+
+export const commands: CommandSpec[] = [
+  {
+    command: 'snapshot <db> <url>',
+    describe: 'snapshot a live SQLite database into a vault (only changed chunks are uploaded)',
+    positionals: { db: { type: 'string', describe: 'the SQLite database file' }, url },
+    options: {
+      ...s3Options,
+      ...s3WriteOptions,
+      full: { type: 'boolean', describe: 'upload every chunk, ignoring the previous snapshot' },
+      'chunk-size': size(`bytes per chunk, the unit of dedup (default ${formatBytes(snapshotDefaults.chunkSize)})`),
+      'upload-concurrency': { type: 'number', group: 'Throttle:', describe: `multipart parts uploaded at once (default ${snapshotDefaults.uploadConcurrency})` },
+      'part-size': size(`multipart part size (default ${formatBytes(storageDefaults.partSize)}, at least 5MiB)`),
+      'max-bytes-per-second': size('upload bandwidth cap (default none)'),
+      'max-bytes-in-flight': size(`part buffers, the memory bound of the upload (default ${formatBytes(snapshotDefaults.maxBytesInFlight)})`),
+    },
+    examples: [
+      ['$0 snapshot /var/lib/app/app.db s3://backups/app', 'an incremental snapshot into a bucket'],
+      ['$0 snapshot app.db file:///srv/vault --full --json', 'a full snapshot into a directory, the result as JSON'],
+    ],
+    load: () => import('./snapshot.ts'),
+  },
+  {
+    command: 'restore <url> <path>',
+    describe: 'restore a snapshot into a database file, verified before it is put in place',
+    positionals: { url, path: { type: 'string', describe: 'where the database goes' } },
+    options: {
+      ...s3Options,
+      snapshot: { type: 'string', describe: 'the snapshot id to restore (default the newest)' },
+      at: { type: 'string', describe: 'restore the newest snapshot created at or before this ISO 8601 time' },
+      force: { type: 'boolean', describe: 'replace an existing target (its -wal and -shm go too)' },
+      'if-not-exists': { type: 'boolean', describe: 'exit 0 without touching an existing target' },
+      'if-replica-exists': { type: 'boolean', describe: 'exit 0 when the vault holds no snapshot' },
+      'quick-check': { type: 'boolean', describe: 'PRAGMA quick_check instead of integrity_check' },
+    },
+    examples: [
+      ['$0 restore s3://backups/app /var/lib/app/app.db --if-not-exists', 'restore the newest snapshot unless the database is there'],
+      ['$0 restore s3://backups/app old.db --at 2026-11-24T01:00:00Z', 'the state as of a time'],
+    ],
+    load: () => import('./restore.ts'),
+  },
+  {
+    command: 'ls <url>',
+    describe: 'list the snapshots in a vault, oldest first',
+    positionals: { url },
+    options: { ...s3Options },
+    examples: [['$0 ls s3://backups/app --json', 'the snapshots as a JSON array']],
+    load: () => import('./ls.ts'),
+  },
+];
+
+/** Storage settings from the S3 flags; unset flags are left to the store's defaults and the environment. */
+export function storageOptionsFrom(args: Record<string, unknown>): Pick<StorageOptions, 's3' | 'retry'> {
+  const s3: NonNullable<StorageOptions['s3']> = {};
+  if (typeof args.endpoint === 'string') s3.endpoint = args.endpoint;
+  if (typeof args.region === 'string') s3.region = args.region;
+  if (typeof args.pathStyle === 'boolean') s3.forcePathStyle = args.pathStyle;
+  if (typeof args.storageClass === 'string') s3.storageClass = args.storageClass;
+  if (args.sse === 'AES256' || args.sse === 'aws:kms') s3.sse = args.sse;
+  if (typeof args.sseKmsKeyId === 'string') s3.kmsKeyId = args.sseKmsKeyId;
+  if (args.retryBudget === undefined) return { s3 };
+  const seconds = Number(args.retryBudget);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('BAD_OPTION', `--retry-budget must be a number of seconds > 0, got ${String(args.retryBudget)}`);
+  return { s3, retry: { budgetMs: seconds * 1000 } };
+}

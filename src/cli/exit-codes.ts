@@ -1,0 +1,32 @@
+// The exit codes of the pagevault CLI: one table (the README repeats it) and the one function that maps an
+// error to a code. Only main.ts calls process.exit, with what this file decides.
+import { IntegrityError, SourceError, StorageError, TargetExistsError, UsageError } from '../errors.ts';
+
+export const exitCodes = {
+  ok: { code: 0, meaning: 'success (also a restore skipped by --if-not-exists or --if-replica-exists)' },
+  failure: { code: 1, meaning: 'anything else: a bug, an unexpected system error' },
+  usage: { code: 2, meaning: 'usage: an unknown or bad flag, a bad vault URL, a bad snapshot id or time' },
+  source: { code: 3, meaning: 'the source database: missing, not SQLite, unreadable, corrupt, locked too long' },
+  storage: { code: 4, meaning: 'object storage: unreachable, credentials refused, missing bucket, no such snapshot' },
+  integrity: { code: 5, meaning: 'integrity: a corrupt or tampered object, a digest mismatch, a failed integrity check' },
+  targetExists: { code: 6, meaning: 'the restore target exists (pass --force to replace it)' },
+  sigint: { code: 130, meaning: 'interrupted by SIGINT: uploads aborted, nothing published' },
+  sigterm: { code: 143, meaning: 'terminated by SIGTERM: uploads aborted, nothing published' },
+} as const;
+
+export type ExitCode = (typeof exitCodes)[keyof typeof exitCodes]['code'];
+
+/**
+ * The exit code for an error. `signal` is the signal the process received, if any: an operation it aborted
+ * exits with that signal's code, whichever error the abort surfaced as.
+ */
+export function exitCodeFor(err: unknown, signal?: NodeJS.Signals): ExitCode {
+  if (signal === 'SIGINT') return exitCodes.sigint.code;
+  if (signal === 'SIGTERM') return exitCodes.sigterm.code;
+  if (err instanceof UsageError) return exitCodes.usage.code;
+  if (err instanceof SourceError) return exitCodes.source.code;
+  if (err instanceof StorageError) return exitCodes.storage.code;
+  if (err instanceof IntegrityError) return exitCodes.integrity.code;
+  if (err instanceof TargetExistsError) return exitCodes.targetExists.code;
+  return exitCodes.failure.code;
+}

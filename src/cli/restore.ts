@@ -1,0 +1,37 @@
+// `pagevault restore <url> <path>`: flags -> RestoreOptions -> restore().
+import { restore, type RestoreResult } from '../index.ts';
+import { storageOptionsFrom, type CommandResult, type Context } from './commands.ts';
+import { formatBytes, formatDuration, parseTime } from './units.ts';
+
+export async function run(args: Record<string, unknown>, context: Context): Promise<CommandResult> {
+  const progress = context.progress('bytes');
+  try {
+    const result = await restore({
+      url: args.url as string,
+      path: args.path as string,
+      storageOptions: storageOptionsFrom(args),
+      snapshot: args.snapshot as string | undefined,
+      at: args.at === undefined ? undefined : parseTime(String(args.at), 'at'),
+      force: args.force === true,
+      ifNotExists: args.ifNotExists === true,
+      ifReplicaExists: args.ifReplicaExists === true,
+      quickCheck: args.quickCheck === true,
+      signal: context.signal,
+      logger: context.logger,
+      onProgress: (p) => progress.update(p.bytesDownloaded, p.bytesTotal),
+    });
+    return { value: result, text: describe(result) };
+  } finally {
+    progress.stop();
+  }
+}
+
+function describe(r: RestoreResult): string {
+  if (r.skipped === 'target-exists') return `${r.path} exists: left as it is (--if-not-exists)`;
+  if (r.skipped === 'no-snapshot') return `the vault holds no snapshot: nothing restored (--if-replica-exists)`;
+  return (
+    `restored snapshot ${r.id} to ${r.path}\n` +
+    `  ${r.pageCount} pages of ${r.pageSize} B (${formatBytes(r.pageCount! * r.pageSize!)}), ` +
+    `downloaded ${formatBytes(r.bytesDownloaded ?? 0)}, ${r.check} ok, in ${formatDuration(r.durationMs)}`
+  );
+}
