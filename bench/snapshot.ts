@@ -51,6 +51,9 @@ interface Measured {
   /** The process's peak RSS (maxRSS), and its RSS when the measured work began. */
   peakMB: number;
   baseMB: number;
+  /** The event-loop delay in the measuring process while it worked (timer resolution 1 ms). */
+  loopP99Ms: number;
+  loopMaxMs: number;
 }
 
 interface SnapshotMeasured extends Measured {
@@ -59,8 +62,6 @@ interface SnapshotMeasured extends Measured {
   bytesRead: number;
   chunksNew: number;
   chunksReused: number;
-  loopP99Ms: number;
-  loopMaxMs: number;
 }
 
 const naiveKey = 'naive.db';
@@ -73,29 +74,33 @@ function storageFor(server: Endpoint, bucket: string) {
 
 /** Runs in the measuring process: does one job, timed, and returns what it measured. */
 async function measure(job: Job): Promise<Measured> {
+  // The bare upload's random block is made before any clock or monitor starts.
+  const patterned = job.kind === 'bare-upload' ? new PatternedBytes(job.bytes, partSize) : undefined;
   (globalThis as { gc?: () => void }).gc?.();
   const baseMB = process.memoryUsage.rss() / MB;
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   const started = performance.now();
-  const finish = <T extends object>(extra: T): Measured & T => ({
-    ms: performance.now() - started,
-    peakMB: (process.resourceUsage().maxRSS * KiB) / MB,
-    baseMB,
-    ...extra,
-  });
+  const finish = <T extends object>(extra: T): Measured & T => {
+    loop.disable();
+    return {
+      ms: performance.now() - started,
+      peakMB: (process.resourceUsage().maxRSS * KiB) / MB,
+      baseMB,
+      loopP99Ms: loop.percentile(99) / 1e6,
+      loopMaxMs: loop.max / 1e6,
+      ...extra,
+    };
+  };
   switch (job.kind) {
     case 'snapshot': {
-      const loop = monitorEventLoopDelay({ resolution: 1 });
-      loop.enable();
       const r = await snapshot({ source: job.db, ...storageFor(job.server, job.bucket), chunkSize: job.chunkSize, full: job.full });
-      loop.disable();
       return finish({
         id: r.id,
         bytesUploaded: r.bytesUploaded,
         bytesRead: r.bytesRead,
         chunksNew: r.chunksNew,
         chunksReused: r.chunksReused,
-        loopP99Ms: loop.percentile(99) / 1e6,
-        loopMaxMs: loop.max / 1e6,
       });
     }
     case 'naive-snapshot': {
@@ -115,10 +120,9 @@ async function measure(job: Job): Promise<Measured> {
     }
     case 'bare-upload': {
       const s3 = bareClient(job.server);
-      const bytes = new PatternedBytes(job.bytes, partSize);
-      const t0 = performance.now(); // the random block is made before the clock starts
+      const bytes = patterned!;
       await bareUpload(s3, job.bucket, bareKey, bytes.stream(), { queueSize: uploadConcurrency, partSize });
-      const result = { ...finish({}), ms: performance.now() - t0 };
+      const result = finish({});
       s3.destroy();
       const storage = openStorage(storageFor(job.server, job.bucket).url, storageFor(job.server, job.bucket).storageOptions);
       await bytes.verify(storage, bareKey);
@@ -371,6 +375,7 @@ function report(results: SizeResult[], runs: number): void {
     const naiveRestoreMs = t(r.naiveRestore);
     const d = r.chunks.find((c) => c.chunkSize === snapshotDefaults.chunkSize)!;
     const rss = Math.max(...r.full.map((x) => x.peakMB), d.clustered.peakMB, d.random.peakMB);
+    const baseRss = median(r.full.map((x) => x.baseMB));
     const loopP99 = Math.max(...r.full.map((x) => x.loopP99Ms));
     const loopMax = Math.max(...r.full.map((x) => x.loopMaxMs));
     const pvMiBps = uploaded / MiB / (full / 1000);
@@ -381,8 +386,8 @@ function report(results: SizeResult[], runs: number): void {
       ['incremental after 1% clustered rows', `${fmtMiB(d.clustered.bytesUploaded)} = ${fmtPct(d.clustered.bytesUploaded, r.fileBytes)} of db`, `${d.clusteredPages} pages changed (${fmtPct(d.clusteredPages * r.pageSize, r.fileBytes)})`, '', 'report'],
       ['incremental after 1,000 random rows', `${fmtMiB(d.random.bytesUploaded)} = ${fmtPct(d.random.bytesUploaded, r.fileBytes)} of db`, `${d.randomPages} pages changed (${fmtPct(d.randomPages * r.pageSize, r.fileBytes)})`, '', 'report'],
       ['restore, wall time', fmtS(restoreMs), `${fmtS(naiveRestoreMs)} ranged GETs + check`, `${(restoreMs / naiveRestoreMs).toFixed(2)}x`, `<= ${goals.restoreVsNaive}x`],
-      ['snapshot peak RSS', `${rss.toFixed(0)} MB`, `${Math.max(...r.naive.map((x) => x.peakMB)).toFixed(0)} MB naive`, '', `< ${goals.peakRssMB} MB`],
-      ['event-loop delay while snapshotting', `p99 ${loopP99.toFixed(1)} ms, max ${loopMax.toFixed(0)} ms`, '', '', `p99 < ${goals.loopP99Ms} ms`],
+      ['snapshot peak RSS', `${rss.toFixed(0)} MB (${baseRss.toFixed(0)} MB at start)`, `${Math.max(...r.naive.map((x) => x.peakMB)).toFixed(0)} MB naive, ${Math.max(...r.bare.map((x) => x.peakMB)).toFixed(0)} MB bare Upload`, '', `< ${goals.peakRssMB} MB`],
+      ['event-loop delay while snapshotting', `p99 ${loopP99.toFixed(1)} ms, max ${loopMax.toFixed(0)} ms`, `p99 ${Math.max(...r.bare.map((x) => x.loopP99Ms)).toFixed(1)} ms during the bare Upload`, '', `p99 < ${goals.loopP99Ms} ms`],
     ];
     console.log(`\n${r.sizeMiB} MiB database: ${fmtMiB(r.fileBytes)} file, realistic mix (orders, customers, JSON, text, photos, receipts, event log, 5 indexes)`);
     console.log(formatTable(['measurement', 'pagevault', 'peer / context', 'ratio', 'goal'], rows));
