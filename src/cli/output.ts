@@ -2,7 +2,7 @@
 // errors on stderr. Errors are one line "pagevault: <message>" and perhaps a hint; --verbose adds the stack
 // and the cause chain. Secrets from the environment are scrubbed from everything written to stderr.
 import { pino, type Level, type Logger } from 'pino';
-import { PagevaultError, StorageError, UsageError } from '../errors.ts';
+import { IntegrityError, PagevaultError, StorageError, UsageError } from '../errors.ts';
 
 export interface OutputOptions {
   json: boolean;
@@ -57,6 +57,7 @@ const storageHints: Record<string, string> = {
 function hintFor(err: unknown): string | undefined {
   if (err instanceof StorageError) return storageHints[err.code];
   if (err instanceof UsageError) return 'see pagevault --help';
+  if (err instanceof IntegrityError) return 'the object named above is damaged or was altered; `pagevault ls` lists the snapshots, `--snapshot <id>` restores an earlier one';
   return undefined;
 }
 
