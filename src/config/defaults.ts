@@ -81,8 +81,11 @@ export const snapshotDefaults = {
   packSpan: 1 * GiB,
   /** Multipart parts uploaded at once. */
   uploadConcurrency: 4,
-  /** Part buffers, in bytes: the memory bound of the upload side (at least two parts). */
-  maxBytesInFlight: 64 * MiB,
+  /**
+   * Part buffers, in bytes: the memory bound of the upload side (at least two parts). Five 8 MiB parts keep
+   * four uploading while one fills.
+   */
+  maxBytesInFlight: 40 * MiB,
   /** A pack upload idle this long belongs to a snapshot that died; the next snapshot aborts it. */
   staleUploadAgeMs: 48 * 60 * 60 * 1000,
 } as const;
@@ -95,4 +98,6 @@ export const restoreDefaults = {
   readSize: 8 * MiB,
   /** ...when at most this many unneeded bytes separate them. */
   maxGap: 256 * KiB,
+  /** The integrity check reads the restored file through a memory map of up to this size. */
+  checkMmapBytes: 64 * GiB,
 } as const;

@@ -7,21 +7,23 @@ export class BufferPool {
   readonly #free: Buffer[] = [];
   readonly #waiters: { resolve: (b: Buffer) => void; reject: (e: Error) => void }[] = [];
   readonly #count: number;
+  #allocated = 0;
 
   /**
-   * `count` buffers of `size` bytes, each backed by an ArrayBuffer of its own (never Node's shared slab), so
-   * that a buffer can be transferred to a worker thread and back.
+   * Up to `count` buffers of `size` bytes, each backed by an ArrayBuffer of its own (never Node's shared slab),
+   * so that a buffer can be transferred to a worker thread and back. They are allocated when first needed:
+   * a pipeline that keeps up with fewer never pays for (or touches the pages of) the rest.
    */
   constructor(count: number, size: number) {
     if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`buffer count must be a positive integer, got ${count}`);
     if (!Number.isSafeInteger(size) || size < 1) throw new RangeError(`buffer size must be a positive integer, got ${size}`);
     this.size = size;
     this.#count = count;
-    for (let i = 0; i < count; i++) this.#free.push(Buffer.from(new ArrayBuffer(size)));
   }
 
+  /** Buffers that acquire() would hand out without waiting. */
   get available(): number {
-    return this.#free.length;
+    return this.#free.length + this.#count - this.#allocated;
   }
 
   get count(): number {
@@ -33,6 +35,10 @@ export class BufferPool {
     if (signal?.aborted) return Promise.reject(new AbortedError('wait for a buffer: aborted', { cause: signal.reason }));
     const free = this.#free.pop();
     if (free) return Promise.resolve(free);
+    if (this.#allocated < this.#count) {
+      this.#allocated++;
+      return Promise.resolve(Buffer.from(new ArrayBuffer(this.size)));
+    }
     return new Promise((resolve, reject) => {
       const waiter = {
         resolve: (b: Buffer) => {
