@@ -305,7 +305,7 @@ async function main(): Promise<void> {
         const naiveBucket = await freshBucket('naive');
         r.naive.push(child({ kind: 'naive-snapshot', server: endpoint, bucket: naiveBucket, db: work }, 'naive snapshot (db.backup + Upload)'));
         const pvBucket = await freshBucket('full');
-        const full = child<SnapshotMeasured>({ kind: 'snapshot', server: endpoint, bucket: pvBucket, db: work, chunkSize: snapshotDefaults.chunkSize, full: true }, 'pagevault full snapshot');
+        const full = child<SnapshotMeasured>({ kind: 'snapshot', server: endpoint, bucket: pvBucket, db: work, chunkSize: snapshotDefaults.minChunkSize, full: true }, 'pagevault full snapshot');
         r.full.push(full);
         const bareBucket = await freshBucket('bare');
         r.bare.push(child({ kind: 'bare-upload', server: endpoint, bucket: bareBucket, bytes: full.bytesUploaded }, `bare Upload of ${fmtMiB(full.bytesUploaded)}`));
@@ -323,12 +323,12 @@ async function main(): Promise<void> {
       }
 
       // Incrementals for the default chunk size at every size; the whole chunk size table at the first size.
-      const tableSizes = sizeIndex === 0 ? [...new Set([snapshotDefaults.chunkSize, ...chunkSizes])] : [snapshotDefaults.chunkSize];
+      const tableSizes = sizeIndex === 0 ? [...new Set([snapshotDefaults.minChunkSize, ...chunkSizes])] : [snapshotDefaults.minChunkSize];
       for (const chunkSize of tableSizes) {
         const label = `${chunkSize / KiB} KiB chunks`;
         let bucket = defaultBucket;
         let full = r.full[0]!;
-        if (chunkSize !== snapshotDefaults.chunkSize) {
+        if (chunkSize !== snapshotDefaults.minChunkSize) {
           bucket = await freshBucket(`c${chunkSize / KiB}`);
           full = child<SnapshotMeasured>({ kind: 'snapshot', server: endpoint, bucket, db: work, chunkSize, full: true }, `${label}: full snapshot`);
         }
@@ -364,7 +364,7 @@ function report(results: SizeResult[], runs: number): void {
   const verdicts: string[] = [];
   const verdict = (name: string, met: boolean, detail: string) => verdicts.push(`${met ? 'met    ' : 'NOT MET'}  ${name}: ${detail}`);
   console.log(`\nfauxqs 1.9.2 in its own process; ${uploadConcurrency} parts of ${partSize / MiB} MiB in flight on both sides; restore ${restoreDefaults.concurrency} ranged GETs of ${restoreDefaults.readSize / MiB} MiB on both sides`);
-  console.log(`default chunk size ${snapshotDefaults.chunkSize / KiB} KiB; ${runs} run(s) per head-to-head path, medians; every path in its own process`);
+  console.log(`default chunk size ${snapshotDefaults.minChunkSize / KiB} KiB; ${runs} run(s) per head-to-head path, medians; every path in its own process`);
   for (const r of results) {
     const t = (xs: Measured[]) => median(xs.map((x) => x.ms));
     const full = t(r.full);
@@ -373,7 +373,7 @@ function report(results: SizeResult[], runs: number): void {
     const uploaded = median(r.full.map((x) => x.bytesUploaded));
     const restoreMs = t(r.restore);
     const naiveRestoreMs = t(r.naiveRestore);
-    const d = r.chunks.find((c) => c.chunkSize === snapshotDefaults.chunkSize)!;
+    const d = r.chunks.find((c) => c.chunkSize === snapshotDefaults.minChunkSize)!;
     const rss = Math.max(...r.full.map((x) => x.peakMB), d.clustered.peakMB, d.random.peakMB);
     const baseRss = median(r.full.map((x) => x.baseMB));
     const loopP99 = Math.max(...r.full.map((x) => x.loopP99Ms));
@@ -416,7 +416,7 @@ function report(results: SizeResult[], runs: number): void {
       first.chunks
         .sort((a, b) => a.chunkSize - b.chunkSize)
         .map((c) => [
-          `${c.chunkSize / KiB} KiB${c.chunkSize === snapshotDefaults.chunkSize ? ' (default)' : ''}`,
+          `${c.chunkSize / KiB} KiB${c.chunkSize === snapshotDefaults.minChunkSize ? ' (default)' : ''}`,
           fmtS(c.full.ms),
           fmtMiB(c.full.bytesUploaded),
           `${(c.manifestBytes / KiB).toFixed(1)} KiB`,

@@ -83,7 +83,10 @@ export const commands: CommandSpec[] = [
       ...s3Options,
       ...s3WriteOptions,
       full: { type: 'boolean', describe: 'upload every chunk, ignoring the previous snapshot' },
-      'chunk-size': size(`bytes per chunk, the unit of dedup (default ${formatBytes(snapshotDefaults.chunkSize)})`),
+      'chunk-size': size(
+        `bytes per chunk, the unit of dedup (default ${formatBytes(snapshotDefaults.minChunkSize)}, doubling as the database grows past ` +
+          `${formatBytes(snapshotDefaults.minChunkSize * snapshotDefaults.targetMaxChunks)}, or the previous snapshot's)`,
+      ),
       'upload-concurrency': { type: 'number', group: 'Throttle:', describe: `multipart parts uploaded at once (default ${snapshotDefaults.uploadConcurrency})` },
       'part-size': size(`multipart part size (default ${formatBytes(storageDefaults.partSize)}, at least 5MiB)`),
       'max-bytes-per-second': size('upload bandwidth cap (default none)'),

@@ -75,8 +75,13 @@ export const vaultDefaults = {
 
 /** Snapshots (src/snapshot/): chunking, packing and the memory bound of the upload pipeline. */
 export const snapshotDefaults = {
-  /** Bytes per chunk, the unit of digest, dedup and compression (rounded down to whole pages). */
-  chunkSize: 256 * KiB,
+  /**
+   * Chunks, the unit of digest, dedup and compression: from minChunkSize, doubling up to maxChunkSize while a
+   * database would need more than targetMaxChunks of them (see src/snapshot/chunk-size.ts).
+   */
+  minChunkSize: 64 * KiB,
+  maxChunkSize: 4 * MiB,
+  targetMaxChunks: 131_072,
   /** Pages of the database one pack covers; its key names that range. */
   packSpan: 1 * GiB,
   /** Multipart parts uploaded at once. */

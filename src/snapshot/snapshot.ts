@@ -28,6 +28,7 @@ import { FORMAT_VERSION, type Extent, type Manifest } from '../vault/model.ts';
 import { ensureRepository, latestManifest } from '../vault/repository.ts';
 import { Chunker, type Emission } from './chunker.ts';
 import { abortStaleUploads } from './cleanup.ts';
+import { chooseChunkPages } from './chunk-size.ts';
 import { PackWriter } from './pack-writer.ts';
 import { toolVersion } from '../version.ts';
 
@@ -42,7 +43,7 @@ export interface SnapshotOptions {
   storageOptions?: Omit<StorageOptions, 'concurrency' | 'throttle' | 'onEvent'>;
   /** Upload every chunk, ignoring the previous snapshot. */
   full?: boolean;
-  /** Bytes per chunk (rounded down to whole pages, at least one page). */
+  /** Bytes per chunk (rounded down to whole pages, at least one page); by default it follows the database's size. */
   chunkSize?: number;
   /** Multipart parts uploaded at once. */
   uploadConcurrency?: number;
@@ -105,7 +106,6 @@ function positiveInt(name: string, value: number, min = 1): number {
 export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult> {
   const started = Date.now();
   const log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'snapshot' });
-  const chunkSize = positiveInt('chunkSize', options.chunkSize ?? snapshotDefaults.chunkSize, 512);
   const uploadConcurrency = positiveInt('uploadConcurrency', options.uploadConcurrency ?? snapshotDefaults.uploadConcurrency);
   const partSize = partSizeFor(undefined, options.partSize ?? storageDefaults.partSize);
   const maxBytesInFlight = positiveInt('maxBytesInFlight', options.maxBytesInFlight ?? snapshotDefaults.maxBytesInFlight);
@@ -139,7 +139,13 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     const parent = options.full ? undefined : await latestManifest(storage, { signal, logger: log });
     const id = newSnapshotId(new Date(started));
     const pageSize = source.facts.pageSize;
-    const chunkPages = Math.max(1, Math.floor(chunkSize / pageSize));
+    const pagesEstimated = source.facts.path ? Math.ceil(statSync(source.facts.path).size / pageSize) : 0;
+    const chunkPages = chooseChunkPages({
+      pageSize,
+      estimatedPages: pagesEstimated,
+      ...(parent ? { parent } : {}),
+      ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
+    });
     const chunkBytes = chunkPages * pageSize;
     log.info({ id, parent: parent?.id ?? null, source: source.facts.fileName, pageSize, chunkPages }, 'snapshot started');
 
@@ -172,7 +178,6 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     };
     let uploadedParts = 0;
     let pagesRead = 0;
-    const pagesEstimated = source.facts.path ? Math.ceil(statSync(source.facts.path).size / pageSize) : 0;
     const progress = () => options.onProgress?.({ pagesRead, pagesEstimated, bytesUploaded: uploadedParts });
     packer = new PackWriter({
       storage,
