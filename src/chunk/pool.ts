@@ -12,7 +12,7 @@ import { codecDefaults } from '../config/defaults.ts';
 import { AbortedError, IntegrityError, PagevaultError, UsageError } from '../errors.ts';
 import type { ExtentCodec } from '../vault/model.ts';
 import { DIGEST_BYTES, checkLevel, maxEncodedSize } from './codec.ts';
-import type { CodecReply, CodecRequest, CodecWorkerData, SerializedError, TransferredView } from './worker.ts';
+import type { CodecReply, CodecRequest, CodecWorkerData, DecodeItem, SerializedError, TransferredView } from './worker.ts';
 
 export interface CodecPoolOptions {
   /** Worker threads. Default codecDefaults.workers (the cores but one, from 1 to 4). */
@@ -56,6 +56,21 @@ export interface DecodeJob {
   output: Uint8Array;
   /** The manifest's SHA-256 of the raw chunk (copied, not lent). */
   digest: Uint8Array;
+}
+
+export interface DecodeManyJob {
+  /** The buffer holding every item's encoded bytes (lent whole). */
+  encoded: Uint8Array;
+  /** Where the items decode to (lent whole). */
+  output: Uint8Array;
+  items: DecodeItem[];
+}
+
+const failedItemKey = Symbol('pagevault.codecPool.failedItem');
+
+/** decodeMany: the index of the item whose failure the error reports. */
+export function failedItem(error: unknown): number | undefined {
+  return typeof error === 'object' && error !== null ? (error as { [failedItemKey]?: number })[failedItemKey] : undefined;
 }
 
 export interface DecodeResult {
@@ -190,6 +205,32 @@ export class CodecPool {
   }
 
   /**
+   * Decodes several stored chunks that lie in one buffer (a coalesced ranged read) in one worker round trip:
+   * item i's bytes at encoded[at, at + length) decode into output[outAt, outAt + rawLength) and are verified
+   * against its digest. Stops at the first bad chunk: IntegrityError CHUNK_DAMAGED or CHUNK_DIGEST with the
+   * failing item's index on failedItem(error) (buffers on returnedBuffers(error)); otherwise as encode().
+   */
+  async decodeMany(job: DecodeManyJob): Promise<DecodeResult> {
+    const { encoded, output, items } = job;
+    checkLendable(encoded, 'encoded', 1);
+    checkLendable(output, 'output', 1);
+    for (const item of items) {
+      if (item.codec !== 'zstd' && item.codec !== 'raw') throw new UsageError('BAD_CHUNK', `unknown chunk codec ${JSON.stringify(item.codec)}`);
+      if (!(item.digest instanceof Uint8Array) || item.digest.length !== DIGEST_BYTES) {
+        throw new UsageError('BAD_CHUNK', `expected digest must be ${DIGEST_BYTES} bytes`);
+      }
+      if (item.at < 0 || item.at + item.length > encoded.length || item.outAt < 0 || item.outAt + item.rawLength > output.length) {
+        throw new UsageError('BAD_CHUNK', 'a decodeMany item lies outside its buffers');
+      }
+    }
+    // Digests get buffers of their own: cloning a view would clone all of the ArrayBuffer under it.
+    const copies = items.map((item) => ({ ...item, digest: new Uint8Array(item.digest) }));
+    const request: CodecRequest = { id: 0, kind: 'decodeMany', input: viewOf(encoded), output: viewOf(output), items: copies };
+    const reply = await this.#submit(request);
+    return { encoded: bufferOf(request.input, reply.input), output: bufferOf(request.output, reply.output) };
+  }
+
+  /**
    * Terminates the workers. Jobs not yet finished reject with AbortedError: queued ones still own their
    * buffers (never lent out); buffers lent to a worker are lost. Idempotent.
    */
@@ -285,6 +326,7 @@ export class CodecPool {
       job.resolve(reply);
     } else {
       const error = rebuildError(reply.error);
+      if (reply.error.item !== undefined) Object.defineProperty(error, failedItemKey, { value: reply.error.item });
       const buffers: ReturnedBuffers = { input: bufferOf(job.request.input, reply.input), output: bufferOf(job.request.output, reply.output) };
       Object.defineProperty(error, returned, { value: buffers });
       job.reject(error);

@@ -16,14 +16,27 @@ export interface TransferredView {
   length: number;
 }
 
+/** One chunk of a decodeMany job: where its bytes are in the input and where it decodes to in the output. */
+export interface DecodeItem {
+  at: number;
+  length: number;
+  codec: ExtentCodec;
+  digest: Uint8Array;
+  outAt: number;
+  rawLength: number;
+}
+
 export type CodecRequest =
   | { id: number; kind: 'encode'; input: TransferredView; output: TransferredView }
-  | { id: number; kind: 'decode'; input: TransferredView; output: TransferredView; codec: ExtentCodec; digest: Uint8Array };
+  | { id: number; kind: 'decode'; input: TransferredView; output: TransferredView; codec: ExtentCodec; digest: Uint8Array }
+  | { id: number; kind: 'decodeMany'; input: TransferredView; output: TransferredView; items: DecodeItem[] };
 
 export interface SerializedError {
   name: string;
   code: string | undefined;
   message: string;
+  /** decodeMany: the index of the item that failed. */
+  item?: number;
 }
 
 export type CodecReply =
@@ -47,14 +60,21 @@ port.on('message', (request: CodecRequest) => {
   const output = new Uint8Array(request.output.buffer, request.output.offset, request.output.length);
   const transfer: ArrayBuffer[] = [request.input.buffer, request.output.buffer];
   const reply: CodecReply = { type: 'done', id: request.id, input: request.input.buffer, output: request.output.buffer };
+  let current = 0;
   try {
     if (request.kind === 'encode') {
       const digest = new Uint8Array(DIGEST_BYTES);
       const result = encodeChunk(input, output, level, digest);
       reply.encoded = { digest: digest.buffer, zero: result.zero, codec: result.codec, length: result.length };
       transfer.push(digest.buffer);
-    } else {
+    } else if (request.kind === 'decode') {
       decodeChunk(input, request.codec, output, request.digest);
+    } else {
+      // Many chunks of one ranged read in one round trip: per-message overhead would dominate small chunks.
+      request.items.forEach((item, i) => {
+        current = i;
+        decodeChunk(input.subarray(item.at, item.at + item.length), item.codec, output.subarray(item.outAt, item.outAt + item.rawLength), item.digest);
+      });
     }
   } catch (error) {
     const e = error as { name?: unknown; code?: unknown; message?: unknown };
@@ -62,6 +82,7 @@ port.on('message', (request: CodecRequest) => {
       name: typeof e.name === 'string' ? e.name : 'Error',
       code: typeof e.code === 'string' ? e.code : undefined,
       message: typeof e.message === 'string' ? e.message : String(error),
+      ...(request.kind === 'decodeMany' ? { item: current } : {}),
     };
   }
   port.postMessage(reply, transfer);

@@ -97,10 +97,12 @@ export const snapshotDefaults = {
 
 /** Restores (src/restore/): how a snapshot is fetched. */
 export const restoreDefaults = {
-  /** Ranged reads at once; each holds one read buffer. */
-  concurrency: 6,
-  /** Neighbouring chunks of a pack are fetched together in reads of up to this size. */
+  /** Ranged reads at once; each holds one read buffer and one output buffer. */
+  concurrency: 4,
+  /** Neighbouring chunks of a pack are fetched together in reads of up to this size... */
   readSize: 8 * MiB,
+  /** ...decoding to at most this much (the output buffer), in one round trip to a codec worker. */
+  maxRawBytes: 16 * MiB,
   /** ...when at most this many unneeded bytes separate them. */
   maxGap: 256 * KiB,
   /** The integrity check reads the restored file through a memory map of up to this size. */

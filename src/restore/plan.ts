@@ -12,12 +12,16 @@ export interface PlannedExtent {
   extent: StoredExtent;
   /** Offset of the extent's bytes within the read's buffer. */
   at: number;
+  /** Offset of its decoded bytes within the read's output. */
+  outAt: number;
 }
 
 export interface PlannedRead {
   pack: string;
   offset: number;
   length: number;
+  /** Decoded bytes of all its extents, back to back in extent order. */
+  rawLength: number;
   extents: PlannedExtent[];
 }
 
@@ -31,13 +35,16 @@ export interface RestorePlan {
   ordered: OrderedStep[];
   /** Bytes to download in all. */
   bytes: number;
-  /** The largest read, to size buffers. */
+  /** The largest read and the largest decoded size of one, to size buffers. */
   largestRead: number;
+  largestRaw: number;
 }
 
 export interface PlanOptions {
   /** Coalesced reads stop growing at this size (a single larger extent is read alone). */
   readSize: number;
+  /** ...or when their extents would decode to more than this. */
+  maxRawBytes: number;
   /** Neighbouring extents in a pack separated by at most this many unneeded bytes share a read. */
   maxGap: number;
 }
@@ -57,7 +64,7 @@ export function planRestore(manifest: Manifest, options: PlanOptions): RestorePl
     if (e.kind !== 'stored') continue;
     let list = byPack.get(e.pack);
     if (!list) byPack.set(e.pack, (list = []));
-    list.push({ index: i, extent: e, at: 0 });
+    list.push({ index: i, extent: e, at: 0, outAt: 0 });
   }
   const parallel: PlannedRead[] = [];
   for (const [pack, list] of byPack) {
@@ -65,17 +72,19 @@ export function planRestore(manifest: Manifest, options: PlanOptions): RestorePl
     let read: PlannedRead | undefined;
     for (const p of list) {
       const { offset, length } = p.extent;
+      const raw = p.extent.pageCount * manifest.pageSize;
       if (read) {
         const readEnd = read.offset + read.length;
         const newEnd = Math.max(readEnd, offset + length);
         // A negative gap is an extent sharing bytes with the previous one (one chunk reused twice).
-        if (offset - readEnd <= options.maxGap && newEnd - read.offset <= options.readSize) {
+        if (offset - readEnd <= options.maxGap && newEnd - read.offset <= options.readSize && read.rawLength + raw <= options.maxRawBytes) {
           read.length = newEnd - read.offset;
-          read.extents.push({ ...p, at: offset - read.offset });
+          read.extents.push({ ...p, at: offset - read.offset, outAt: read.rawLength });
+          read.rawLength += raw;
           continue;
         }
       }
-      read = { pack: manifest.packs[pack]!, offset, length, extents: [{ ...p, at: 0 }] };
+      read = { pack: manifest.packs[pack]!, offset, length, rawLength: raw, extents: [{ ...p, at: 0, outAt: 0 }] };
       parallel.push(read);
     }
   }
@@ -83,7 +92,10 @@ export function planRestore(manifest: Manifest, options: PlanOptions): RestorePl
   for (let i = lead; i < extents.length; i++) {
     const e = extents[i]!;
     if (e.kind === 'zero') ordered.push({ kind: 'zero', extent: e });
-    else ordered.push({ kind: 'read', read: { pack: manifest.packs[e.pack]!, offset: e.offset, length: e.length, extents: [{ index: i, extent: e, at: 0 }] } });
+    else {
+      const rawLength = e.pageCount * manifest.pageSize;
+      ordered.push({ kind: 'read', read: { pack: manifest.packs[e.pack]!, offset: e.offset, length: e.length, rawLength, extents: [{ index: i, extent: e, at: 0, outAt: 0 }] } });
+    }
   }
   const all = [...parallel, ...ordered.flatMap((s) => (s.kind === 'read' ? [s.read] : []))];
   return {
@@ -91,5 +103,6 @@ export function planRestore(manifest: Manifest, options: PlanOptions): RestorePl
     ordered,
     bytes: all.reduce((n, r) => n + r.length, 0),
     largestRead: all.reduce((n, r) => Math.max(n, r.length), 0),
+    largestRaw: all.reduce((n, r) => Math.max(n, r.rawLength), 0),
   };
 }

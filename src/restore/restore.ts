@@ -12,7 +12,7 @@ import { lstat, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/
 import { basename, dirname, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { codecDefaults, restoreDefaults } from '../config/defaults.ts';
-import { CodecPool, returnedBuffers } from '../chunk/pool.ts';
+import { CodecPool, failedItem, returnedBuffers } from '../chunk/pool.ts';
 import { AbortedError, IntegrityError, PagevaultError, StorageError, TargetExistsError, UsageError } from '../errors.ts';
 import type { StorageClient } from '../storage/client.ts';
 import { openStorage, parseStorageUrl, type StorageOptions } from '../storage/registry.ts';
@@ -130,7 +130,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const manifest = await readManifest(storage, id, { signal });
     log.info({ id, pageCount: manifest.pageCount, pageSize: manifest.pageSize }, 'restore started');
 
-    const plan = planRestore(manifest, { readSize: restoreDefaults.readSize, maxGap: restoreDefaults.maxGap });
+    const plan = planRestore(manifest, { readSize: restoreDefaults.readSize, maxRawBytes: restoreDefaults.maxRawBytes, maxGap: restoreDefaults.maxGap });
     const size = manifest.pageCount * manifest.pageSize;
     temp = join(dir, `.${basename(target)}.pagevault-${randomBytes(4).toString('hex')}`);
     fh = await open(temp, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o644);
@@ -138,49 +138,63 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     await fh.truncate(size);
 
     codec = CodecPool.create({ workers: options.workers ?? codecDefaults.workers });
-    const maxRaw = manifest.extents.reduce((n, e) => Math.max(n, e.pageCount), 0) * manifest.pageSize;
     const reads = new BufferPool(concurrency, Math.max(plan.largestRead, 1));
-    const outputs = new BufferPool(concurrency, Math.max(maxRaw, 1));
+    const outputs = new BufferPool(concurrency, Math.max(plan.largestRaw, 1));
     let downloaded = 0;
     const fetchAndWrite = async (read: PlannedRead): Promise<void> => {
       let buffer = await reads.acquire(signal);
+      let out = await outputs.acquire(signal);
       try {
         await storage.readRange(read.pack, read.offset, read.length, { into: buffer, ...(signal ? { signal } : {}) });
         downloaded += read.length;
         options.onProgress?.({ bytesDownloaded: downloaded, bytesTotal: plan.bytes });
-        for (const p of read.extents) {
-          const e = p.extent;
-          const rawLength = e.pageCount * manifest.pageSize;
-          let out = await outputs.acquire(signal);
-          try {
-            const r = await codec!.decode({
-              encoded: buffer.subarray(p.at, p.at + e.length),
-              codec: e.codec,
-              output: out.subarray(0, rawLength),
-              digest: e.digest,
-            });
-            buffer = Buffer.from(r.encoded.buffer as ArrayBuffer);
-            out = Buffer.from(r.output.buffer as ArrayBuffer);
-            await fh!.write(out, 0, rawLength, (e.firstPage - 1) * manifest.pageSize);
-          } catch (err) {
-            const back = returnedBuffers(err);
-            if (back) {
-              buffer = Buffer.from(back.input.buffer as ArrayBuffer);
-              out = Buffer.from(back.output.buffer as ArrayBuffer);
-            }
-            if (err instanceof IntegrityError) {
-              throw new IntegrityError(
-                err.code,
-                `snapshot ${id}: pack ${read.pack} bytes ${e.offset}+${e.length} (pages ${e.firstPage}-${e.firstPage + e.pageCount - 1}): ${err.message}`,
-                { cause: err },
-              );
-            }
-            throw err;
-          } finally {
-            outputs.release(out);
+        const items = read.extents.map((p) => ({
+          at: p.at,
+          length: p.extent.length,
+          codec: p.extent.codec,
+          digest: p.extent.digest,
+          outAt: p.outAt,
+          rawLength: p.extent.pageCount * manifest.pageSize,
+        }));
+        try {
+          const r = await codec!.decodeMany({ encoded: buffer.subarray(0, read.length), output: out.subarray(0, read.rawLength), items });
+          buffer = Buffer.from(r.encoded.buffer as ArrayBuffer);
+          out = Buffer.from(r.output.buffer as ArrayBuffer);
+        } catch (err) {
+          const back = returnedBuffers(err);
+          if (back) {
+            buffer = Buffer.from(back.input.buffer as ArrayBuffer);
+            out = Buffer.from(back.output.buffer as ArrayBuffer);
           }
+          const e = read.extents[failedItem(err) ?? 0]!.extent;
+          if (err instanceof IntegrityError) {
+            throw new IntegrityError(
+              err.code,
+              `snapshot ${id}: pack ${read.pack} bytes ${e.offset}+${e.length} (pages ${e.firstPage}-${e.firstPage + e.pageCount - 1}): ${err.message}`,
+              { cause: err },
+            );
+          }
+          throw err;
+        }
+        // One write per run of extents that are contiguous both in the output and in the database.
+        const ps = manifest.pageSize;
+        for (let i = 0; i < read.extents.length; ) {
+          const first = read.extents[i]!;
+          let j = i;
+          let bytes = first.extent.pageCount * ps;
+          while (j + 1 < read.extents.length) {
+            const prev = read.extents[j]!;
+            const next = read.extents[j + 1]!;
+            const contiguous = next.outAt === prev.outAt + prev.extent.pageCount * ps && next.extent.firstPage === prev.extent.firstPage + prev.extent.pageCount;
+            if (!contiguous) break;
+            bytes += next.extent.pageCount * ps;
+            j++;
+          }
+          await fh!.write(out, first.outAt, bytes, (first.extent.firstPage - 1) * ps);
+          i = j + 1;
         }
       } finally {
+        outputs.release(out);
         reads.release(buffer);
       }
     };

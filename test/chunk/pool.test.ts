@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { maxEncodedSize } from '../../src/chunk/codec.ts';
-import { CodecPool, allocTransferable, returnedBuffers, testHooks } from '../../src/chunk/pool.ts';
+import { CodecPool, allocTransferable, failedItem, returnedBuffers, testHooks } from '../../src/chunk/pool.ts';
 import { AbortedError, IntegrityError, PagevaultError, UsageError } from '../../src/errors.ts';
 import { createDatabase, tempDir } from '../helpers/sqlite.ts';
 
@@ -220,4 +220,34 @@ test('a worker that dies fails the jobs it held, is replaced, and the pool keeps
 test('create() validates its options', () => {
   assert.throws(() => CodecPool.create({ workers: 0 }), /workers must be an integer from 1 to 64, got 0/);
   assert.throws(() => CodecPool.create({ level: 99 }), /zstd level must be an integer/);
+});
+
+test('decodeMany decodes the chunks of one read in one round trip and names the one that fails', async (t) => {
+  const pool = openPool(t, 1);
+  const chunks = [chunk('text', 3), chunk('random', 4), chunk('text', 5)];
+  const encoded = allocTransferable(chunks.length * maxEncodedSize(CHUNK));
+  const items = [];
+  let at = 0;
+  for (const [i, raw] of chunks.entries()) {
+    const digest = sha256(raw);
+    const out = allocTransferable(maxEncodedSize(CHUNK));
+    const enc = await pool.encode({ input: raw, output: out });
+    enc.output.copy(encoded, at, 0, enc.length);
+    items.push({ at, length: enc.length, codec: enc.codec, digest, outAt: i * CHUNK, rawLength: CHUNK });
+    at += enc.length;
+  }
+  assert.deepEqual(items.map((i) => i.codec), ['zstd', 'raw', 'zstd']);
+  const output = allocTransferable(chunks.length * CHUNK);
+  const ok = await pool.decodeMany({ encoded, output, items });
+  for (const [i] of chunks.entries()) assert.ok(sha256(ok.output.subarray(i * CHUNK, (i + 1) * CHUNK)).equals(items[i]!.digest), `chunk ${i}`);
+
+  const tampered = Buffer.from(ok.encoded.buffer);
+  tampered[items[2]!.at + 20]! ^= 0xff;
+  const err = await pool.decodeMany({ encoded: tampered, output: Buffer.from(ok.output.buffer), items }).then(
+    () => assert.fail('a tampered chunk decoded'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof IntegrityError && ['CHUNK_DAMAGED', 'CHUNK_DIGEST'].includes(err.code));
+  assert.equal(failedItem(err), 2);
+  assert.ok(returnedBuffers(err)!.input.buffer.byteLength > 0, 'the buffers come back with the error');
 });
