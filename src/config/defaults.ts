@@ -105,6 +105,4 @@ export const restoreDefaults = {
   maxRawBytes: 16 * MiB,
   /** ...when at most this many unneeded bytes separate them. */
   maxGap: 256 * KiB,
-  /** The integrity check reads the restored file through a memory map of up to this size. */
-  checkMmapBytes: 64 * GiB,
 } as const;

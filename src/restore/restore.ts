@@ -281,8 +281,6 @@ function checkDatabase(path: string, check: 'integrity_check' | 'quick_check', i
   let db: Database.Database | undefined;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
-    // Reading through a memory map makes integrity_check ~35% faster (4.1 s -> 2.6 s on a 1 GiB database).
-    db.pragma(`mmap_size = ${restoreDefaults.checkMmapBytes}`);
     const rows = db.pragma(check) as Record<string, string>[];
     const lines = rows.map((r) => Object.values(r)[0]);
     if (lines.length !== 1 || lines[0] !== 'ok') {
