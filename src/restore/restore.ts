@@ -5,15 +5,16 @@
 //   whole-database digest read back from the file -> PRAGMA integrity_check -> rename into place -> fsync dir
 //
 // Until the rename, the target is untouched; on any failure the temp file is removed.
-import Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { lstat, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { codecDefaults, restoreDefaults } from '../config/defaults.ts';
 import { CodecPool, failedItem, returnedBuffers } from '../chunk/pool.ts';
-import { AbortedError, IntegrityError, PagevaultError, StorageError, TargetExistsError, UsageError } from '../errors.ts';
+import { AbortedError, IntegrityError, StorageError, TargetExistsError, UsageError } from '../errors.ts';
 import type { StorageClient } from '../storage/client.ts';
 import { openStorage, parseStorageUrl, type StorageOptions } from '../storage/registry.ts';
 import { BufferPool } from '../util/buffer-pool.ts';
@@ -207,11 +208,15 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       }
     }
     await fh.sync();
+    // The integrity check runs in a thread of its own while this one reads the file back for the digest:
+    // they are independent, and neither then blocks the event loop for seconds.
+    const check = options.quickCheck ? 'quick_check' : 'integrity_check';
+    const checked = manifest.pageCount > 0 ? checkDatabase(temp, check, id) : Promise.resolve();
+    checked.catch(() => undefined);
     if (manifest.databaseDigest !== null) await verifyDatabaseDigest(fh, manifest, id);
+    await checked;
     await fh.close();
     fh = undefined;
-    const check = options.quickCheck ? 'quick_check' : 'integrity_check';
-    if (manifest.pageCount > 0) checkDatabase(temp, check, id);
     // Checking a WAL-mode file made SQLite create a -shm (and an empty -wal) beside the temp file.
     for (const suffix of ['-wal', '-shm']) await rm(temp + suffix, { force: true });
     await replaceTarget(temp, target, options.force === true);
@@ -277,21 +282,41 @@ async function verifyDatabaseDigest(fh: FileHandle, manifest: Manifest, id: stri
   }
 }
 
-function checkDatabase(path: string, check: 'integrity_check' | 'quick_check', id: string): void {
-  let db: Database.Database | undefined;
-  try {
-    db = new Database(path, { readonly: true, fileMustExist: true });
-    const rows = db.pragma(check) as Record<string, string>[];
-    const lines = rows.map((r) => Object.values(r)[0]);
-    if (lines.length !== 1 || lines[0] !== 'ok') {
-      throw new IntegrityError('INTEGRITY_CHECK', `snapshot ${id}: PRAGMA ${check} of the restored database failed: ${lines.slice(0, 5).join('; ')}`);
-    }
-  } catch (err) {
-    if (err instanceof PagevaultError) throw err;
-    throw new IntegrityError('INTEGRITY_CHECK', `snapshot ${id}: the restored database does not open: ${(err as Error).message}`, { cause: err });
-  } finally {
-    db?.close();
-  }
+// Runs in a worker thread: plain CommonJS, so it needs no TypeScript loader; better-sqlite3 is thread-safe
+// across threads as long as each connection stays in one.
+const checkWorkerSource = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.sqlite);
+let db;
+try {
+  db = new Database(workerData.path, { readonly: true, fileMustExist: true });
+  const rows = db.pragma(workerData.check);
+  parentPort.postMessage({ lines: rows.map((r) => String(Object.values(r)[0])) });
+} catch (err) {
+  parentPort.postMessage({ error: String(err && err.message) });
+} finally {
+  if (db) db.close();
+}`;
+
+/** PRAGMA integrity_check (or quick_check) of the restored file, in a worker thread. */
+function checkDatabase(path: string, check: 'integrity_check' | 'quick_check', id: string): Promise<void> {
+  const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(checkWorkerSource, { eval: true, workerData: { path, check, sqlite } });
+    let answered = false;
+    worker.once('message', (m: { lines?: string[]; error?: string }) => {
+      answered = true;
+      if (m.error !== undefined) {
+        reject(new IntegrityError('INTEGRITY_CHECK', `snapshot ${id}: the restored database does not open: ${m.error}`));
+      } else if (m.lines!.length !== 1 || m.lines![0] !== 'ok') {
+        reject(new IntegrityError('INTEGRITY_CHECK', `snapshot ${id}: PRAGMA ${check} of the restored database failed: ${m.lines!.slice(0, 5).join('; ')}`));
+      } else resolve();
+    });
+    worker.once('error', (err) => reject(err));
+    worker.once('exit', (code) => {
+      if (!answered) reject(new Error(`integrity check thread exited with code ${code} without an answer`));
+    });
+  });
 }
 
 /**

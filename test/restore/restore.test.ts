@@ -93,3 +93,30 @@ test('restore picks the newest snapshot at or before --at, or the one named', as
   const kept = await restore({ url: vault, path: join(dir, 'latest.db'), ifNotExists: true });
   assert.equal(kept.skipped, 'target-exists');
 });
+
+test('a snapshot of a database that was already corrupt restores to nothing: integrity_check refuses it (exit 5)', async (t) => {
+  const dir = tempDir(t);
+  const src = join(dir, 'corrupt.db');
+  createDatabase(src, { rows: 3000 });
+  // Scribble over a b-tree page in the middle: SQLite's backup copies pages without parsing them.
+  const fd = openSync(src, 'r+');
+  writeSync(fd, Buffer.alloc(4096, 0x5a), 0, 4096, 4096 * 100);
+  closeSync(fd);
+  const vault = `file://${join(dir, 'vault')}`;
+  const s = await snapshot({ source: src, url: vault });
+  assert.notEqual(s.databaseDigest, null);
+  const target = join(dir, 'restored.db');
+  await assert.rejects(restore({ url: vault, path: target }), (err: Error & { code?: string }) => {
+    assert.equal(err.name, 'IntegrityError');
+    assert.equal(err.code, 'INTEGRITY_CHECK', err.message);
+    assert.ok(err.message.includes(s.id), err.message);
+    return true;
+  });
+  assert.equal(existsSync(target), false, 'nothing is put in place');
+  assert.deepEqual(readdirSync(dir).filter((f) => f.includes('pagevault-')), [], 'no temp file left');
+  const quick = await restore({ url: vault, path: target, quickCheck: true }).then(
+    () => 'restored',
+    (err: Error & { code?: string }) => err.code,
+  );
+  assert.equal(quick, 'INTEGRITY_CHECK', 'quick_check sees a scribbled b-tree page too');
+});
