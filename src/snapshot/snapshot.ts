@@ -119,10 +119,9 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
   const controller = new AbortController();
   const onCallerAbort = () => controller.abort(options.signal!.reason);
   if (options.signal?.aborted) throw new AbortedError('snapshot: aborted before it began', { cause: options.signal.reason });
-  options.signal?.addEventListener('abort', onCallerAbort, { once: true });
   const signal = controller.signal;
 
-  const source = await PageSource.open(options.source, { signal, logger: log });
+  // The storage client first: a malformed URL is a usage error whatever the state of the source.
   const storage =
     options.storage ??
     openStorage(options.url!, {
@@ -131,10 +130,14 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       throttle: { bytesPerSecond: maxBytesPerSecond },
     });
   const ownsStorage = !options.storage;
+  options.signal?.addEventListener('abort', onCallerAbort, { once: true });
   let codec: CodecPool | undefined;
   let packer: PackWriter | undefined;
   let chunker: Chunker | undefined;
+  let opened: PageSource | undefined;
   try {
+    const source = await PageSource.open(options.source, { signal, logger: log });
+    opened = source;
     await ensureRepository(storage, { signal });
     const parent = options.full ? undefined : await latestManifest(storage, { signal, logger: log });
     const id = newSnapshotId(new Date(started));
@@ -371,7 +374,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
   } finally {
     options.signal?.removeEventListener('abort', onCallerAbort);
     chunker?.dispose();
-    source.close();
+    opened?.close();
     await codec?.close();
     if (ownsStorage) await storage.close();
   }
