@@ -5,11 +5,13 @@
 // process so that its work does not land on this event loop, and each phase in a process of its own so that its
 // peak RSS is its own. Prints MiB/s, the ratio to the bare SDK, and the peak RSS above the phase's starting RSS,
 // which should stay within concurrency x part size plus a constant.
-// PAGEVAULT_BENCH_MIB (default 1024) bytes per phase, PAGEVAULT_BENCH_ROUNDS (default 2) rounds.
+// PAGEVAULT_BENCH_MIB (default 1024) bytes per phase, PAGEVAULT_BENCH_ROUNDS (default 2) rounds, each with
+// one upload and PAGEVAULT_BENCH_DOWNLOADS (default 3) downloads per path.
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { MultipartUpload, openStorage, type StorageClient } from '../src/storage/index.ts';
 import { startFauxqs, startS3rver, type S3Server } from '../test/helpers/servers.ts';
 import { childJob, reportFromChild, runInChild } from './lib/child.ts';
+import { median } from './lib/cli.ts';
 import { PatternedBytes, bareClient, bareUpload as bareLibStorageUpload } from './lib/s3.ts';
 
 const MiB = 1024 * 1024;
@@ -17,6 +19,7 @@ const totalMiB = Number(process.env.PAGEVAULT_BENCH_MIB ?? 1024);
 const total = totalMiB * MiB;
 const partSize = 8 * MiB; // fauxqs refuses bodies over 11 MiB
 const concurrency = 4;
+const downloadSamples = Number(process.env.PAGEVAULT_BENCH_DOWNLOADS ?? 3);
 const parts = Math.ceil(total / partSize);
 // Incompressible parts cut from one random block (made in the phase processes only): no per-part allocation.
 let bytes: PatternedBytes | undefined;
@@ -143,7 +146,12 @@ async function benchServer(server: S3Server, rows: Row[], rounds: number): Promi
         const key = `round${round}/${path === 'bare SDK' ? 'bare' : 'ours'}`;
         record('upload', path, spawnPhase({ ...base, op: 'upload', path, key }));
       }
-      for (const path of paths) record('download', path, spawnPhase({ ...base, op: 'download', path, key: `round${round}/ours` }));
+      // Downloads are short and swing +-20% from one process to the next: several alternating samples each.
+      for (let k = 0; k < downloadSamples; k++) {
+        for (const path of k % 2 === 0 ? paths : [...paths].reverse()) {
+          record('download', path, spawnPhase({ ...base, op: 'download', path, key: `round${round}/ours` }));
+        }
+      }
       await admin.deleteMany([`round${round}/bare`, `round${round}/ours`]);
     }
   } finally {
@@ -165,14 +173,16 @@ if (phase) {
       await server.stop();
     }
   }
-  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-  console.log(`\n${totalMiB} MiB per phase, part size ${partSize / MiB} MiB, concurrency ${concurrency}, mean of ${rounds} rounds`);
+  console.log(
+    `\n${totalMiB} MiB per phase, part size ${partSize / MiB} MiB, concurrency ${concurrency}; median of ${rounds} uploads ` +
+      `and ${rounds * downloadSamples} downloads per path, alternating which path goes first`,
+  );
   console.log(`peak RSS: the phase process's maxRSS above its RSS when the phase began; bound ${concurrency} x ${partSize / MiB} MiB + constant`);
   console.log('| server | op | path | MiB/s | vs bare SDK | peak RSS above start |');
   console.log('|---|---|---|---:|---:|---:|');
   for (const r of rows) {
     const bare = rows.find((b) => b.server === r.server && b.op === r.op && b.path === 'bare SDK')!;
     const runs = r.mibps.map((x) => x.toFixed(0)).join(', ');
-    console.log(`| ${r.server} | ${r.op} | ${r.path} | ${mean(r.mibps).toFixed(1)} (${runs}) | ${(mean(r.mibps) / mean(bare.mibps)).toFixed(2)}x | ${Math.max(...r.rss).toFixed(0)} MiB |`);
+    console.log(`| ${r.server} | ${r.op} | ${r.path} | ${median(r.mibps).toFixed(1)} (${runs}) | ${(median(r.mibps) / median(bare.mibps)).toFixed(2)}x | ${Math.max(...r.rss).toFixed(0)} MiB |`);
   }
 }
