@@ -94,8 +94,6 @@ interface Location {
   length: number;
   codec: 'zstd' | 'raw';
   digest: Uint8Array;
-  /** Uploaded by this snapshot (as opposed to an earlier one's pack). */
-  own: boolean;
 }
 
 function positiveInt(name: string, value: number, min = 1): number {
@@ -163,7 +161,6 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
         length: e.length,
         codec: e.codec,
         digest: e.digest,
-        own: false,
       });
     }
 
@@ -172,7 +169,6 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     const chunkPool = new BufferPool(encodesInFlight + 6, chunkBytes);
     const encodePool = new BufferPool(encodesInFlight, maxEncodedSize(chunkBytes));
     const partPool = new BufferPool(Math.max(2, Math.floor(maxBytesInFlight / partSize)), partSize);
-    const stats = { chunksNew: 0, chunksReused: 0, chunksZero: 0 };
     const onEvent: StorageEventListener = (event) => {
       if (event.type === 'part') {
         uploadedParts += event.bytes;
@@ -203,6 +199,9 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     };
 
     const packOf = new Map<Extent, string>();
+    // Extents whose bytes this snapshot uploaded. The counts are taken from the final extents, since a
+    // restart supersedes whatever was emitted before it.
+    const uploaded = new Set<Extent>();
     const store = async (e: Emission, encodeBuffer: Buffer, myEpoch: number): Promise<void> => {
       const rawLength = e.pageCount * pageSize;
       let raw: Buffer = e.buffer;
@@ -215,20 +214,18 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
         let extent: Extent;
         if (r.zero) {
           extent = { kind: 'zero', firstPage: e.firstPage, pageCount: e.pageCount };
-          stats.chunksZero++;
         } else {
           const key = keyOf(r.digest, rawLength);
           let at = known.get(key);
-          if (at) {
-            stats.chunksReused++;
-          } else {
+          const upload = at === undefined;
+          if (!at) {
             const placed = await packer!.append(e.firstPage, out.subarray(0, r.length));
-            at = { pack: placed.key, offset: placed.offset, length: r.length, codec: r.codec, digest: Buffer.from(r.digest), own: true };
+            at = { pack: placed.key, offset: placed.offset, length: r.length, codec: r.codec, digest: Buffer.from(r.digest) };
             known.set(key, at);
-            stats.chunksNew++;
           }
           extent = { kind: 'stored', firstPage: e.firstPage, pageCount: e.pageCount, pack: -1, offset: at.offset, length: at.length, codec: at.codec, digest: at.digest };
           packOf.set(extent, at.pack);
+          if (upload) uploaded.add(extent);
         }
         if (myEpoch !== epoch) return; // superseded by a restart: the chunk comes again
         if (e.kind === 'chunk') fixed.set(e.index, extent);
@@ -286,6 +283,12 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     const extents: Extent[] = [];
     for (const index of [...fixed.keys()].sort((a, b) => a - b)) extents.push(fixed.get(index)!);
     for (const p of patches) if (p) extents.push(p);
+    const stats = { chunksNew: 0, chunksReused: 0, chunksZero: 0 };
+    for (const e of extents) {
+      if (e.kind === 'zero') stats.chunksZero++;
+      else if (uploaded.has(e)) stats.chunksNew++;
+      else stats.chunksReused++;
+    }
     const packs: string[] = [];
     const packIndex = new Map<string, number>();
     for (const e of extents) {

@@ -55,7 +55,10 @@ export interface SnapshotStats {
   bytesUploaded: number;
   /** Stored extents whose bytes were uploaded by this snapshot. */
   chunksNew: number;
-  /** Stored extents that point into packs of earlier snapshots. */
+  /**
+   * Stored extents whose bytes were already in the vault: in an earlier snapshot's pack, or uploaded earlier
+   * in this one (an identical chunk, or the same chunk before a restart).
+   */
   chunksReused: number;
   chunksZero: number;
   restarts: number;

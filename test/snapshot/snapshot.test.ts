@@ -67,6 +67,8 @@ test('a rollback-journal source that keeps changing restarts; the snapshot is st
     },
   });
   assert.ok(result.restarts > 0, `restarts: ${result.restarts}`);
+  // Counted from the published extents: chunks emitted before a restart are superseded, not counted twice.
+  assert.equal(result.chunksNew + result.chunksReused + result.chunksZero, Math.ceil(result.pageCount / 16));
   other.close();
   const out = join(dir, 'restored.db');
   await restore({ url: `file://${join(dir, 'vault')}`, path: out });
