@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { MiB } from '../src/config/defaults.ts';
 import { PageSource } from '../src/source/index.ts';
 import { createLargeDatabase } from '../test/helpers/sqlite.ts';
-import { childJob, reportFromChild, runInChild } from './lib/child.ts';
+import { childJob, peakRss, reportFromChild, runInChild } from './lib/child.ts';
 import { arg, median, numbers } from './lib/cli.ts';
 import { cachedDatabase } from './lib/database.ts';
 import { formatTable } from './lib/table.ts';
@@ -43,7 +43,7 @@ async function measure(kind: Measure, path: string): Promise<Sample> {
     closeSync(fd);
   }
   const ms = performance.now() - start;
-  return { ms, bytes, maxRssMiB: process.resourceUsage().maxRSS / 1024 };
+  return { ms, bytes, maxRssMiB: peakRss() / MiB };
 }
 
 function runChild(kind: Measure, path: string): Sample {

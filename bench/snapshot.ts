@@ -27,7 +27,7 @@ import { openStorage } from '../src/storage/index.ts';
 import { manifestKey } from '../src/vault/layout.ts';
 import { differingPages, fileDigest } from '../test/helpers/sqlite.ts';
 import { startFauxqs } from '../test/helpers/servers.ts';
-import { childJob, reportFromChild, runInChild } from './lib/child.ts';
+import { childJob, peakRss, reportFromChild, runInChild } from './lib/child.ts';
 import { median, numbers } from './lib/cli.ts';
 import { benchDir, cachedDatabase } from './lib/database.ts';
 import { createRealisticDatabase, updateClustered, updateRandom } from './lib/realistic-db.ts';
@@ -48,7 +48,7 @@ type Job =
 
 interface Measured {
   ms: number;
-  /** The process's peak RSS (maxRSS), and its RSS when the measured work began. */
+  /** The process's peak RSS (peakRss()), and its RSS when the measured work began. */
   peakMB: number;
   baseMB: number;
   /** The event-loop delay in the measuring process while it worked (timer resolution 1 ms). */
@@ -85,7 +85,7 @@ async function measure(job: Job): Promise<Measured> {
     loop.disable();
     return {
       ms: performance.now() - started,
-      peakMB: (process.resourceUsage().maxRSS * KiB) / MB,
+      peakMB: peakRss() / MB,
       baseMB,
       loopP99Ms: loop.percentile(99) / 1e6,
       loopMaxMs: loop.max / 1e6,

@@ -10,7 +10,7 @@
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { MultipartUpload, openStorage, type StorageClient } from '../src/storage/index.ts';
 import { startFauxqs, startS3rver, type S3Server } from '../test/helpers/servers.ts';
-import { childJob, reportFromChild, runInChild } from './lib/child.ts';
+import { childJob, peakRss, reportFromChild, runInChild } from './lib/child.ts';
 import { median } from './lib/cli.ts';
 import { PatternedBytes, bareClient, bareUpload as bareLibStorageUpload } from './lib/s3.ts';
 
@@ -108,7 +108,7 @@ async function runPhase(phase: Phase): Promise<void> {
   const started = performance.now();
   await run();
   const seconds = (performance.now() - started) / 1000;
-  const peakMiB = process.resourceUsage().maxRSS / 1024; // before verify() allocates its own buffers
+  const peakMiB = peakRss() / MiB; // before verify() allocates its own buffers
   if (phase.op === 'upload') await source().verify(client, phase.key);
   await client.close();
   s3.destroy();
@@ -177,7 +177,7 @@ if (phase) {
     `\n${totalMiB} MiB per phase, part size ${partSize / MiB} MiB, concurrency ${concurrency}; median of ${rounds} uploads ` +
       `and ${rounds * downloadSamples} downloads per path, alternating which path goes first`,
   );
-  console.log(`peak RSS: the phase process's maxRSS above its RSS when the phase began; bound ${concurrency} x ${partSize / MiB} MiB + constant`);
+  console.log(`peak RSS: the phase process's peak RSS above its RSS when the phase began; bound ${concurrency} x ${partSize / MiB} MiB + constant`);
   console.log('| server | op | path | MiB/s | vs bare SDK | peak RSS above start |');
   console.log('|---|---|---|---:|---:|---:|');
   for (const r of rows) {

@@ -1,9 +1,25 @@
 // One measurement per process: a benchmark re-runs its own file with `--child <json>`, so that the child's peak
-// RSS (process.resourceUsage().maxRSS) belongs to that measurement alone and nothing else shares its event loop.
+// RSS (peakRss()) belongs to that measurement alone and nothing else shares its event loop.
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const flag = '--child';
+
+/**
+ * This process's peak RSS in bytes. On Linux it is VmHWM, the high-water mark of the address space the process
+ * got at exec: getrusage's maxRSS (process.resourceUsage()) survives fork and exec, so a child would report
+ * its parent's peak whenever that was higher (a parent that has just built a 1 GiB database, say).
+ */
+export function peakRss(): number {
+  try {
+    const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (hwm) return Number(hwm[1]) * 1024;
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS * 1024;
+}
 
 /** The job this process was started for, or undefined in the parent. */
 export function childJob<T>(): T | undefined {
