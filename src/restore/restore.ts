@@ -19,7 +19,7 @@ import type { StorageClient } from '../storage/client.ts';
 import { openStorage, parseStorageUrl, type StorageOptions } from '../storage/registry.ts';
 import { BufferPool } from '../util/buffer-pool.ts';
 import { parseSnapshotId } from '../vault/ids.ts';
-import { chunkRange, databaseDigest, fixedChunkCount } from '../vault/manifest.ts';
+import { databaseDigest } from '../vault/manifest.ts';
 import type { Manifest } from '../vault/model.ts';
 import { listSnapshotIds, readManifest, readRepository } from '../vault/repository.ts';
 import { planRestore, type PlannedRead } from './plan.ts';
@@ -207,14 +207,14 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         await fh.write(zeros, 0, zeros.length, (step.extent.firstPage - 1) * manifest.pageSize);
       }
     }
-    await fh.sync();
-    // The integrity check runs in a thread of its own while this one reads the file back for the digest:
-    // they are independent, and neither then blocks the event loop for seconds.
+    // The flush to disk, the integrity check (a thread of its own) and the read-back digest (this thread) are
+    // independent, so they run at once; the rename waits for all three. None then blocks the event loop.
     const check = options.quickCheck ? 'quick_check' : 'integrity_check';
-    const checked = manifest.pageCount > 0 ? checkDatabase(temp, check, id) : Promise.resolve();
-    checked.catch(() => undefined);
-    if (manifest.databaseDigest !== null) await verifyDatabaseDigest(fh, manifest, id);
-    await checked;
+    await allOrFirstFailure([
+      manifest.databaseDigest !== null ? verifyDatabaseDigest(fh, manifest, id) : undefined,
+      manifest.pageCount > 0 ? checkDatabase(temp, check, id) : undefined,
+      fh.sync(),
+    ]);
     await fh.close();
     fh = undefined;
     // Checking a WAL-mode file made SQLite create a -shm (and an empty -wal) beside the temp file.
@@ -263,18 +263,30 @@ async function runAll<T>(items: T[], limit: number, fn: (item: T) => Promise<voi
   if (failure !== undefined) throw failure;
 }
 
+/**
+ * Waits for every one of `work` (so that nothing still uses the file when the caller moves on), then throws
+ * the failure of the first that failed, in the order given.
+ */
+async function allOrFirstFailure(work: (Promise<unknown> | undefined)[]): Promise<void> {
+  const settled = await Promise.allSettled(work);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 /** Reads the file back chunk by chunk and checks the whole-database digest the snapshot recorded. */
 async function verifyDatabaseDigest(fh: FileHandle, manifest: Manifest, id: string): Promise<void> {
+  // Chunk i is bytes [i * chunkBytes, (i + 1) * chunkBytes) of the file, the last one cut short: read whole
+  // chunks a few MiB at a time and digest each.
   const chunkBytes = manifest.chunkPages * manifest.pageSize;
-  const buffer = Buffer.allocUnsafe(chunkBytes);
+  const size = manifest.pageCount * manifest.pageSize;
+  const buffer = Buffer.allocUnsafe(Math.max(1, Math.floor(restoreDefaults.readSize / chunkBytes)) * chunkBytes);
   const digests: Uint8Array[] = [];
-  const count = fixedChunkCount(manifest.pageCount, manifest.chunkPages);
-  for (let i = 0; i < count; i++) {
-    const { firstPage, pageCount } = chunkRange(i, manifest.pageCount, manifest.chunkPages);
-    const length = pageCount * manifest.pageSize;
-    const { bytesRead } = await fh.read(buffer, 0, length, (firstPage - 1) * manifest.pageSize);
+  for (let position = 0; position < size; ) {
+    const length = Math.min(buffer.length, size - position);
+    const { bytesRead } = await fh.read(buffer, 0, length, position);
     if (bytesRead !== length) throw new IntegrityError('DATABASE_DIGEST', `snapshot ${id}: the restored file is shorter than ${manifest.pageCount} pages`);
-    digests.push(createHash('sha256').update(buffer.subarray(0, length)).digest());
+    for (let at = 0; at < length; at += chunkBytes) digests.push(createHash('sha256').update(buffer.subarray(at, Math.min(length, at + chunkBytes))).digest());
+    position += length;
   }
   const actual = databaseDigest(digests);
   if (actual !== manifest.databaseDigest) {
