@@ -18,6 +18,8 @@ export interface EncodedChunk {
   digest: Uint8Array;
   /** Every byte is zero: nothing was written to `out` (length 0); the manifest records a zero extent. */
   zero: boolean;
+  /** The digest equals the `knownDigest` given: the chunk was not compressed, nothing was written to `out`. */
+  known: boolean;
   /** How `out[0, length)` encodes the chunk ('raw' for a zero chunk, which stores nothing). */
   codec: ExtentCodec;
   /** Bytes written to `out`. */
@@ -46,24 +48,34 @@ export function checkLevel(level: number): void {
 /**
  * Digests and encodes `raw` into `out` (at least maxEncodedSize(raw.length) bytes). The chunk is stored
  * 'raw' (copied into `out`) unless zstd makes it smaller than codecDefaults.rawThreshold of its size. An
- * all-zero chunk is neither compressed nor copied. With `digestOut` (32 bytes), the digest is written there.
+ * all-zero chunk is neither compressed nor copied, nor is a chunk whose digest is `knownDigest` (the digest of
+ * what the vault already holds at its place: compressing it again would be thrown away). With `digestOut`
+ * (32 bytes), the digest is written there.
  */
-export function encodeChunk(raw: Uint8Array, out: Uint8Array, level: number = codecDefaults.level, digestOut?: Uint8Array): EncodedChunk {
+export function encodeChunk(
+  raw: Uint8Array,
+  out: Uint8Array,
+  level: number = codecDefaults.level,
+  digestOut?: Uint8Array,
+  knownDigest?: Uint8Array,
+): EncodedChunk {
   if (out.length < maxEncodedSize(raw.length)) {
     throw new UsageError('BAD_CHUNK', `encode buffer of ${out.length} bytes is smaller than maxEncodedSize(${raw.length}) = ${maxEncodedSize(raw.length)}`);
   }
-  if (digestOut !== undefined && digestOut.length !== DIGEST_BYTES) {
-    throw new UsageError('BAD_CHUNK', `digest buffer must be ${DIGEST_BYTES} bytes, got ${digestOut.length}`);
+  for (const [name, d] of [['digest buffer', digestOut], ['known digest', knownDigest]] as const) {
+    if (d !== undefined && d.length !== DIGEST_BYTES) throw new UsageError('BAD_CHUNK', `${name} must be ${DIGEST_BYTES} bytes, got ${d.length}`);
   }
   if (isAllZero(raw)) {
-    return { digest: placeDigest(zeroDigest(raw.length), digestOut), zero: true, codec: 'raw', length: 0 };
+    return { digest: placeDigest(zeroDigest(raw.length), digestOut), zero: true, known: false, codec: 'raw', length: 0 };
   }
-  const digest = placeDigest(createHash('sha256').update(raw).digest(), digestOut);
+  const hash = createHash('sha256').update(raw).digest();
+  const digest = placeDigest(hash, digestOut);
+  if (knownDigest !== undefined && hash.equals(knownDigest)) return { digest, zero: false, known: true, codec: 'raw', length: 0 };
   cctx ??= new binding.CCtx();
   const compressed = cctx.compress(out, raw, level);
-  if (compressed < raw.length * codecDefaults.rawThreshold) return { digest, zero: false, codec: 'zstd', length: compressed };
+  if (compressed < raw.length * codecDefaults.rawThreshold) return { digest, zero: false, known: false, codec: 'zstd', length: compressed };
   out.set(raw);
-  return { digest, zero: false, codec: 'raw', length: raw.length };
+  return { digest, zero: false, known: false, codec: 'raw', length: raw.length };
 }
 
 /**

@@ -1,9 +1,11 @@
 // CodecPool: the chunk codec (codec.ts) in a few worker threads, so that digesting and compressing never
 // delay the main thread, which steps the backup and drives the uploads. Buffers are lent, not copied: a
 // job's ArrayBuffers are transferred to a worker and back, and the caller reuses them for the next job.
-// Jobs wait in one queue on the main thread; each worker holds at most codecDefaults.jobsPerWorker of
-// them, and the least busy worker gets the next. The queue is as long as the caller makes it: a caller
-// bounds its jobs by the buffers it owns.
+// Jobs wait in one queue on the main thread; each worker holds at most codecDefaults.jobsPerWorker
+// messages, and the least busy worker gets the next. Encode jobs queued behind each other go in one message,
+// up to codecDefaults.batchBytes of input: a round trip per 64 KiB chunk would cost more than its digest.
+// The queue is as long as the caller makes it: a caller bounds its jobs by the buffers it owns, and lets
+// the queue grow to batchBytes per message to get batches at all (see encodesInFlight).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as workerThreads from 'node:worker_threads';
@@ -12,7 +14,7 @@ import { codecDefaults } from '../config/defaults.ts';
 import { AbortedError, IntegrityError, PagevaultError, UsageError } from '../errors.ts';
 import type { ExtentCodec } from '../vault/model.ts';
 import { DIGEST_BYTES, checkLevel, maxEncodedSize } from './codec.ts';
-import type { CodecReply, CodecRequest, CodecWorkerData, DecodeItem, SerializedError, TransferredView } from './worker.ts';
+import type { CodecMessage, CodecReply, CodecRequest, CodecResult, CodecWorkerData, DecodeItem, SerializedError, TransferredView } from './worker.ts';
 
 export interface CodecPoolOptions {
   /** Worker threads. Default codecDefaults.workers (the cores but one, from 1 to 4). */
@@ -32,6 +34,8 @@ export interface EncodeJob {
   input: Uint8Array;
   /** Receives the encoded bytes; at least maxEncodedSize(input.length) bytes. */
   output: Uint8Array;
+  /** The digest of what the vault already holds for this chunk, if anything: a chunk with it is not compressed. */
+  knownDigest?: Uint8Array;
 }
 
 export interface EncodeResult {
@@ -42,6 +46,8 @@ export interface EncodeResult {
   digest: Buffer;
   /** All zero: nothing was written to output (length 0), nothing is to be stored. */
   zero: boolean;
+  /** The digest is the job's knownDigest: nothing was written to output (length 0), nothing is to be stored. */
+  known: boolean;
   codec: ExtentCodec;
   /** Encoded bytes at the start of output. */
   length: number;
@@ -109,7 +115,7 @@ export const testHooks: unique symbol = Symbol('pagevault.codecPool.testHooks');
 interface Job {
   id: number;
   request: CodecRequest;
-  resolve: (reply: Extract<CodecReply, { type: 'done' }>) => void;
+  resolve: (result: CodecResult) => void;
   reject: (error: Error) => void;
 }
 
@@ -117,6 +123,8 @@ interface Slot {
   worker: Worker;
   /** Ids of the jobs posted to this worker and not yet answered. */
   jobs: Set<number>;
+  /** Messages posted to this worker and not yet answered (each carries one job or a batch of encodes). */
+  messages: number;
   started: boolean;
   lastError?: unknown;
 }
@@ -168,10 +176,20 @@ export class CodecPool {
    * PagevaultError CODEC_WORKER_EXIT if the worker died, or AbortedError if the pool was closed.
    */
   async encode(job: EncodeJob): Promise<EncodeResult> {
-    const { input, output } = job;
+    const { input, output, knownDigest } = job;
     checkLendable(input, 'input', 1);
     checkLendable(output, 'output', maxEncodedSize(input.length));
-    const request: CodecRequest = { id: 0, kind: 'encode', input: viewOf(input), output: viewOf(output) };
+    if (knownDigest !== undefined && (!(knownDigest instanceof Uint8Array) || knownDigest.length !== DIGEST_BYTES)) {
+      throw new UsageError('BAD_CHUNK', `known digest must be ${DIGEST_BYTES} bytes`);
+    }
+    const request: CodecRequest = {
+      id: 0,
+      kind: 'encode',
+      input: viewOf(input),
+      output: viewOf(output),
+      // A copy of its own: cloning a view would clone all of the ArrayBuffer under it.
+      ...(knownDigest ? { knownDigest: new Uint8Array(knownDigest) } : {}),
+    };
     const reply = await this.#submit(request);
     const encoded = reply.encoded!;
     return {
@@ -179,6 +197,7 @@ export class CodecPool {
       output: bufferOf(request.output, reply.output),
       digest: Buffer.from(encoded.digest),
       zero: encoded.zero,
+      known: encoded.known,
       codec: encoded.codec,
       length: encoded.length,
     };
@@ -243,7 +262,7 @@ export class CodecPool {
     return { workers: this.#slots.map((slot) => slot.worker) };
   }
 
-  #submit(request: CodecRequest): Promise<Extract<CodecReply, { type: 'done' }>> {
+  #submit(request: CodecRequest): Promise<CodecResult> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const buffers = [request.input.buffer, request.output.buffer];
     if (buffers[0] === buffers[1]) return Promise.reject(new UsageError('BAD_CHUNK', 'a job needs two different ArrayBuffers for its input and output'));
@@ -274,21 +293,35 @@ export class CodecPool {
       let best: Slot | undefined;
       for (let k = 0; k < this.#slots.length; k++) {
         const slot = this.#slots[(this.#next + k) % this.#slots.length]!;
-        if (slot.jobs.size < codecDefaults.jobsPerWorker && (best === undefined || slot.jobs.size < best.jobs.size)) best = slot;
+        if (slot.messages < codecDefaults.jobsPerWorker && (best === undefined || slot.messages < best.messages)) best = slot;
       }
       if (best === undefined) return;
       this.#next = (this.#slots.indexOf(best) + 1) % this.#slots.length;
-      const job = this.#queue.shift()!;
-      this.#jobs.set(job.id, job);
-      best.jobs.add(job.id);
+      const batch = [this.#queue.shift()!];
+      if (batch[0]!.request.kind === 'encode') {
+        let bytes = batch[0]!.request.input.length;
+        for (let next = this.#queue[0]; next?.request.kind === 'encode' && bytes + next.request.input.length <= codecDefaults.batchBytes; next = this.#queue[0]) {
+          bytes += next.request.input.length;
+          batch.push(this.#queue.shift()!);
+        }
+      }
+      const transfer: ArrayBuffer[] = [];
+      for (const job of batch) {
+        this.#jobs.set(job.id, job);
+        best.jobs.add(job.id);
+        transfer.push(job.request.input.buffer, job.request.output.buffer);
+      }
+      best.messages++;
       best.worker.ref();
-      const { input, output } = job.request;
       try {
-        best.worker.postMessage(job.request, [input.buffer, output.buffer]);
+        best.worker.postMessage({ requests: batch.map((job) => job.request) } satisfies CodecMessage, transfer);
       } catch (error) {
-        best.jobs.delete(job.id);
-        this.#jobs.delete(job.id);
-        job.reject(new UsageError('BAD_CHUNK', `cannot lend buffers to a codec worker: ${(error as Error).message}`, { cause: error }));
+        best.messages--;
+        for (const job of batch) {
+          best.jobs.delete(job.id);
+          this.#jobs.delete(job.id);
+          job.reject(new UsageError('BAD_CHUNK', `cannot lend buffers to a codec worker: ${(error as Error).message}`, { cause: error }));
+        }
       }
     }
   }
@@ -302,7 +335,7 @@ export class CodecPool {
       ? new Worker(`import(${JSON.stringify(tsxApi())}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`, { eval: true, workerData })
       : new Worker(entry, { workerData });
     worker.unref();
-    const slot: Slot = { worker, jobs: new Set(), started: false };
+    const slot: Slot = { worker, jobs: new Set(), messages: 0, started: false };
     worker.on('message', (reply: CodecReply) => this.#onReply(slot, reply));
     worker.on('error', (error) => {
       slot.lastError = error;
@@ -317,20 +350,25 @@ export class CodecPool {
       if (this.#slots.every((s) => s.started)) this.#markStarted();
       return;
     }
-    const job = this.#jobs.get(reply.id);
-    if (job === undefined) return;
-    this.#jobs.delete(reply.id);
-    slot.jobs.delete(reply.id);
-    if (slot.jobs.size === 0) slot.worker.unref();
-    if (reply.error === undefined) {
-      job.resolve(reply);
-    } else {
-      const error = rebuildError(reply.error);
-      if (reply.error.item !== undefined) Object.defineProperty(error, failedItemKey, { value: reply.error.item });
-      const buffers: ReturnedBuffers = { input: bufferOf(job.request.input, reply.input), output: bufferOf(job.request.output, reply.output) };
-      Object.defineProperty(error, returned, { value: buffers });
-      job.reject(error);
+    // After close() or a failure every job is settled already, and terminate() still needs the worker's ref.
+    if (this.#failure !== undefined) return;
+    slot.messages--;
+    for (const result of reply.results) {
+      const job = this.#jobs.get(result.id);
+      if (job === undefined) continue;
+      this.#jobs.delete(result.id);
+      slot.jobs.delete(result.id);
+      if (result.error === undefined) {
+        job.resolve(result);
+      } else {
+        const error = rebuildError(result.error);
+        if (result.error.item !== undefined) Object.defineProperty(error, failedItemKey, { value: result.error.item });
+        const buffers: ReturnedBuffers = { input: bufferOf(job.request.input, result.input), output: bufferOf(job.request.output, result.output) };
+        Object.defineProperty(error, returned, { value: buffers });
+        job.reject(error);
+      }
     }
+    if (slot.messages === 0) slot.worker.unref();
     this.#dispatch();
   }
 
@@ -360,7 +398,10 @@ export class CodecPool {
     for (const job of [...this.#queue, ...this.#jobs.values()]) job.reject(error);
     this.#queue.length = 0;
     this.#jobs.clear();
-    for (const slot of this.#slots) slot.jobs.clear();
+    for (const slot of this.#slots) {
+      slot.jobs.clear();
+      slot.messages = 0;
+    }
   }
 }
 

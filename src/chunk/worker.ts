@@ -1,5 +1,6 @@
 // A CodecPool worker thread: runs encodeChunk/decodeChunk on buffers transferred from the main thread and
-// transfers them back, with the error (if any) flattened to name/code/message for the pool to rebuild.
+// transfers them back, with the error (if any) flattened to name/code/message for the pool to rebuild. One
+// message may carry several requests (the pool batches small encodes), answered in one message.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ExtentCodec } from '../vault/model.ts';
 import { DIGEST_BYTES, decodeChunk, encodeChunk } from './codec.ts';
@@ -27,7 +28,14 @@ export interface DecodeItem {
 }
 
 export type CodecRequest =
-  | { id: number; kind: 'encode'; input: TransferredView; output: TransferredView }
+  | {
+      id: number;
+      kind: 'encode';
+      input: TransferredView;
+      output: TransferredView;
+      /** A digest the chunk may already be stored under: when it has it, it is not compressed (see encodeChunk). */
+      knownDigest?: Uint8Array;
+    }
   | { id: number; kind: 'decode'; input: TransferredView; output: TransferredView; codec: ExtentCodec; digest: Uint8Array }
   | { id: number; kind: 'decodeMany'; input: TransferredView; output: TransferredView; items: DecodeItem[] };
 
@@ -39,33 +47,38 @@ export interface SerializedError {
   item?: number;
 }
 
-export type CodecReply =
-  | { type: 'ready' }
-  | {
-      type: 'done';
-      id: number;
-      input: ArrayBuffer;
-      output: ArrayBuffer;
-      /** Encode only: the digest's own 32-byte ArrayBuffer, and what encodeChunk returned. */
-      encoded?: { digest: ArrayBuffer; zero: boolean; codec: ExtentCodec; length: number };
-      error?: SerializedError;
-    };
+/** What the pool posts: one or more requests, each with its buffers in the transfer list. */
+export interface CodecMessage {
+  requests: CodecRequest[];
+}
+
+/** The answer to one request. */
+export interface CodecResult {
+  id: number;
+  input: ArrayBuffer;
+  output: ArrayBuffer;
+  /** Encode only: the digest's own 32-byte ArrayBuffer, and what encodeChunk returned. */
+  encoded?: { digest: ArrayBuffer; zero: boolean; known: boolean; codec: ExtentCodec; length: number };
+  error?: SerializedError;
+}
+
+export type CodecReply = { type: 'ready' } | { type: 'done'; results: CodecResult[] };
 
 const port = parentPort;
 if (port === null) throw new Error('src/chunk/worker.ts runs only as a worker thread of CodecPool');
 const { level } = workerData as CodecWorkerData;
 
-port.on('message', (request: CodecRequest) => {
+function run(request: CodecRequest, transfer: ArrayBuffer[]): CodecResult {
   const input = new Uint8Array(request.input.buffer, request.input.offset, request.input.length);
   const output = new Uint8Array(request.output.buffer, request.output.offset, request.output.length);
-  const transfer: ArrayBuffer[] = [request.input.buffer, request.output.buffer];
-  const reply: CodecReply = { type: 'done', id: request.id, input: request.input.buffer, output: request.output.buffer };
+  transfer.push(request.input.buffer, request.output.buffer);
+  const result: CodecResult = { id: request.id, input: request.input.buffer, output: request.output.buffer };
   let current = 0;
   try {
     if (request.kind === 'encode') {
       const digest = new Uint8Array(DIGEST_BYTES);
-      const result = encodeChunk(input, output, level, digest);
-      reply.encoded = { digest: digest.buffer, zero: result.zero, codec: result.codec, length: result.length };
+      const r = encodeChunk(input, output, level, digest, request.knownDigest);
+      result.encoded = { digest: digest.buffer, zero: r.zero, known: r.known, codec: r.codec, length: r.length };
       transfer.push(digest.buffer);
     } else if (request.kind === 'decode') {
       decodeChunk(input, request.codec, output, request.digest);
@@ -78,14 +91,20 @@ port.on('message', (request: CodecRequest) => {
     }
   } catch (error) {
     const e = error as { name?: unknown; code?: unknown; message?: unknown };
-    reply.error = {
+    result.error = {
       name: typeof e.name === 'string' ? e.name : 'Error',
       code: typeof e.code === 'string' ? e.code : undefined,
       message: typeof e.message === 'string' ? e.message : String(error),
       ...(request.kind === 'decodeMany' ? { item: current } : {}),
     };
   }
-  port.postMessage(reply, transfer);
+  return result;
+}
+
+port.on('message', (message: CodecMessage) => {
+  const transfer: ArrayBuffer[] = [];
+  const results = message.requests.map((request) => run(request, transfer));
+  port.postMessage({ type: 'done', results } satisfies CodecReply, transfer);
 });
 
 port.postMessage({ type: 'ready' } satisfies CodecReply);

@@ -61,8 +61,13 @@ export const codecDefaults = {
   level: 1,
   /** A chunk is stored raw unless zstd makes it smaller than this fraction of its raw size. */
   rawThreshold: 0.97,
-  /** Jobs handed to one worker at once: a second one hides the message round trip. */
+  /** Messages handed to one worker at once: a second one hides the message round trip. */
   jobsPerWorker: 2,
+  /**
+   * Encode jobs waiting behind each other go to a worker in one message, up to this much input: a round trip
+   * costs about 60 us of CPU on these machines, as much as digesting 100 KiB.
+   */
+  batchBytes: 1 * MiB,
 } as const;
 
 /** The vault format (src/vault/): what new repositories and manifests are written with. */

@@ -15,7 +15,7 @@ import { pino, type Logger } from 'pino';
 import { codecDefaults, snapshotDefaults, storageDefaults } from '../config/defaults.ts';
 import { CodecPool, returnedBuffers } from '../chunk/pool.ts';
 import { maxEncodedSize } from '../chunk/codec.ts';
-import { AbortedError, UsageError } from '../errors.ts';
+import { AbortedError, PagevaultError, UsageError } from '../errors.ts';
 import { PageSource } from '../source/index.ts';
 import type { StorageClient, StorageEventListener } from '../storage/client.ts';
 import { openStorage, type StorageOptions } from '../storage/registry.ts';
@@ -153,8 +153,11 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     // Content already in the vault, by digest and length: the parent's stored extents, then our own uploads.
     const known = new Map<string, Location>();
     const keyOf = (digest: Uint8Array, length: number) => `${Buffer.from(digest).toString('hex')}:${length}`;
+    // The digest the parent stored at each first page: a chunk found unchanged there is not compressed again.
+    const hints = new Map<number, { digest: Uint8Array; pageCount: number }>();
     for (const e of parent?.extents ?? []) {
       if (e.kind !== 'stored') continue;
+      if (parent!.pageSize === pageSize && !hints.has(e.firstPage)) hints.set(e.firstPage, { digest: e.digest, pageCount: e.pageCount });
       known.set(keyOf(e.digest, e.pageCount * parent!.pageSize), {
         pack: parent!.packs[e.pack]!,
         offset: e.offset,
@@ -165,7 +168,8 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     }
 
     codec = CodecPool.create({ workers: options.workers ?? codecDefaults.workers, level: options.compressionLevel ?? codecDefaults.level });
-    const encodesInFlight = codec.workers * 2 + 1;
+    // Enough chunks in flight that encodes queue up into batches of codecDefaults.batchBytes per message.
+    const encodesInFlight = codec.workers * codecDefaults.jobsPerWorker * Math.max(1, Math.floor(codecDefaults.batchBytes / chunkBytes)) + 1;
     const chunkPool = new BufferPool(encodesInFlight + 6, chunkBytes);
     const encodePool = new BufferPool(encodesInFlight, maxEncodedSize(chunkBytes));
     const partPool = new BufferPool(Math.max(2, Math.floor(maxBytesInFlight / partSize)), partSize);
@@ -208,7 +212,9 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       let out: Buffer = encodeBuffer;
       try {
         // The buffers travel to a worker and back: from here on, use (and release) the returned views.
-        const r = await codec!.encode({ input: raw.subarray(0, rawLength), output: out });
+        const hint = hints.get(e.firstPage);
+        const knownDigest = hint?.pageCount === e.pageCount ? hint.digest : undefined;
+        const r = await codec!.encode({ input: raw.subarray(0, rawLength), output: out, ...(knownDigest ? { knownDigest } : {}) });
         raw = r.input;
         out = r.output;
         let extent: Extent;
@@ -219,6 +225,8 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
           let at = known.get(key);
           const upload = at === undefined;
           if (!at) {
+            // A hint is taken only from an extent of this length, which `known` holds under the same key.
+            if (r.known) throw new PagevaultError('INTERNAL', `chunk at page ${e.firstPage} matched its parent's digest, which is not among the known extents`);
             const placed = await packer!.append(e.firstPage, out.subarray(0, r.length));
             at = { pack: placed.key, offset: placed.offset, length: r.length, codec: r.codec, digest: Buffer.from(r.digest) };
             known.set(key, at);

@@ -53,6 +53,26 @@ test('random data is stored raw, byte for byte', () => {
   assert.deepEqual(r.out.subarray(0, r.length), raw);
 });
 
+test('a chunk with the digest the vault already holds for it is not compressed; any other digest changes nothing', () => {
+  const raw = Buffer.alloc(256 * 1024);
+  for (let i = 0; i < raw.length; i++) raw[i] = 'pagevault '.charCodeAt(i % 10);
+  const out = Buffer.alloc(maxEncodedSize(raw.length), 0xee);
+  const known = encodeChunk(raw, out, 1, undefined, sha256(raw));
+  assert.equal(known.known, true);
+  assert.equal(known.length, 0);
+  assert.deepEqual(Buffer.from(known.digest), sha256(raw));
+  assert.ok(out.every((b) => b === 0xee), 'nothing written');
+  const other = sha256(raw);
+  other[31]! ^= 1;
+  const encoded = encodeChunk(raw, out, 1, undefined, other);
+  assert.equal(encoded.known, false);
+  assert.equal(encoded.codec, 'zstd');
+  const back = Buffer.alloc(raw.length);
+  decodeChunk(out.subarray(0, encoded.length), encoded.codec, back, encoded.digest);
+  assert.deepEqual(back, raw);
+  assert.throws(() => encodeChunk(raw, out, 1, undefined, new Uint8Array(31)), UsageError);
+});
+
 test('a zero chunk is detected, not stored, and has the digest of its zero bytes', () => {
   const raw = Buffer.alloc(1024 * 1024);
   const out = Buffer.alloc(maxEncodedSize(raw.length), 0xee);
