@@ -13,6 +13,8 @@ export const sourceDefaults = {
   /** Bounds for the pages per step whatever the page size: a few hundred, yielding to the event loop between steps. */
   minStepPages: 16,
   maxStepPages: 1024,
+  /** Page cache of our own connection to the source, in KiB; the backup reads each page once. */
+  sourceCacheKiB: 1024,
   /** Cache of the destination connection; dirty pages beyond it are spilled to the staging VFS (small is faster). */
   destinationCacheKiB: 256,
   /** Restarts tolerated before falling back (rollback journal: to one locked pass; app connection: to our own connection). */
