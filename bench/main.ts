@@ -19,6 +19,12 @@ if (unknown.length > 0) {
   console.error(`unknown benchmark ${unknown.join(', ')}; available: ${all.join(', ')}`);
   process.exit(2);
 }
+// Benchmarks that measure the package as users run it import dist/: compile it from the sources first.
+const tsc = spawnSync(process.execPath, [fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url)), '-p', fileURLToPath(new URL('../tsconfig.build.json', import.meta.url))], { stdio: 'inherit' });
+if (tsc.status !== 0) {
+  console.error('bench: compiling dist/ failed');
+  process.exit(1);
+}
 let failed = 0;
 for (const name of names.length > 0 ? names : all) {
   console.log(`\n## ${name}`);

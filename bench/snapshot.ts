@@ -7,6 +7,7 @@
 //   - incremental snapshots after a clustered update of 1% of the rows and after 1,000 random single-row
 //     updates: bytes uploaded as a fraction of the database;
 //   - the snapshot's peak RSS and its event-loop delay (the library runs in the measuring process).
+// pagevault is measured as built (dist/, see lib/built.ts), as the CLI runs it.
 // Then the chunk size table: full snapshot, incrementals, manifest size and restore for each chunk size.
 // Every measurement runs in a process of its own, into a bucket of its own. Every restore is compared page by
 // page with the source (and once per run row by row); the bare upload is read back; a broken pipeline fails
@@ -22,13 +23,13 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { KiB, MiB, restoreDefaults, snapshotDefaults, storageDefaults } from '../src/config/defaults.ts';
-import { restore, snapshot } from '../src/index.ts';
 import { openStorage } from '../src/storage/index.ts';
 import { manifestKey } from '../src/vault/layout.ts';
 import { differingPages, fileDigest } from '../test/helpers/sqlite.ts';
 import { startFauxqs } from '../test/helpers/servers.ts';
 import { childJob, peakRss, reportFromChild, runInChild } from './lib/child.ts';
 import { median, numbers } from './lib/cli.ts';
+import { built } from './lib/built.ts';
 import { benchDir, cachedDatabase } from './lib/database.ts';
 import { createRealisticDatabase, updateClustered, updateRandom } from './lib/realistic-db.ts';
 import { PatternedBytes, bareClient, bareUpload, type Endpoint } from './lib/s3.ts';
@@ -94,7 +95,7 @@ async function measure(job: Job): Promise<Measured> {
   };
   switch (job.kind) {
     case 'snapshot': {
-      const r = await snapshot({ source: job.db, ...storageFor(job.server, job.bucket), chunkSize: job.chunkSize, full: job.full });
+      const r = await built.snapshot({ source: job.db, ...storageFor(job.server, job.bucket), chunkSize: job.chunkSize, full: job.full });
       return finish({
         id: r.id,
         bytesUploaded: r.bytesUploaded,
@@ -130,7 +131,7 @@ async function measure(job: Job): Promise<Measured> {
       return result;
     }
     case 'restore': {
-      await restore({ ...storageFor(job.server, job.bucket), path: job.target, ...(job.snapshot ? { snapshot: job.snapshot } : {}) });
+      await built.restore({ ...storageFor(job.server, job.bucket), path: job.target, ...(job.snapshot ? { snapshot: job.snapshot } : {}) });
       return finish({});
     }
     case 'naive-restore': {
