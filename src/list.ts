@@ -1,7 +1,9 @@
 // listSnapshots(): the snapshots in a vault with what their manifests say, oldest first.
 import type { StorageClient } from './storage/client.ts';
 import { openStorage, type StorageOptions } from './storage/registry.ts';
+import { storageDefaults } from './config/defaults.ts';
 import { UsageError } from './errors.ts';
+import { runAll } from './util/run-all.ts';
 import { listSnapshotIds, readManifest } from './vault/repository.ts';
 
 export interface ListOptions {
@@ -33,25 +35,31 @@ export async function listSnapshots(options: ListOptions): Promise<SnapshotSumma
   const storage = options.storage ?? openStorage(options.url!, options.storageOptions ?? {});
   try {
     const ids = await listSnapshotIds(storage, { signal: options.signal });
-    const out: SnapshotSummary[] = [];
-    for (const id of ids) {
-      const m = await readManifest(storage, id, { signal: options.signal });
-      out.push({
-        id,
-        createdAt: m.createdAt,
-        completedAt: m.completedAt,
-        parent: m.parent,
-        pageSize: m.pageSize,
-        pageCount: m.pageCount,
-        size: m.pageSize * m.pageCount,
-        bytesUploaded: m.stats.bytesUploaded,
-        chunksNew: m.stats.chunksNew,
-        chunksReused: m.stats.chunksReused,
-        chunksZero: m.stats.chunksZero,
-        source: m.source.fileName,
-        hostname: m.source.hostname,
-      });
-    }
+    // One GET per manifest, several at once: a vault of a cron job's snapshots holds thousands.
+    const out: SnapshotSummary[] = new Array(ids.length);
+    await runAll(
+      ids,
+      storageDefaults.concurrency,
+      async (id, i) => {
+        const m = await readManifest(storage, id, { signal: options.signal });
+        out[i] = {
+          id,
+          createdAt: m.createdAt,
+          completedAt: m.completedAt,
+          parent: m.parent,
+          pageSize: m.pageSize,
+          pageCount: m.pageCount,
+          size: m.pageSize * m.pageCount,
+          bytesUploaded: m.stats.bytesUploaded,
+          chunksNew: m.stats.chunksNew,
+          chunksReused: m.stats.chunksReused,
+          chunksZero: m.stats.chunksZero,
+          source: m.source.fileName,
+          hostname: m.source.hostname,
+        };
+      },
+      { ...(options.signal ? { signal: options.signal } : {}), what: 'list snapshots' },
+    );
     return out;
   } finally {
     if (!options.storage) await storage.close();

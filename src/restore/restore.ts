@@ -18,6 +18,7 @@ import { AbortedError, IntegrityError, StorageError, TargetExistsError, UsageErr
 import type { StorageClient } from '../storage/client.ts';
 import { openStorage, parseStorageUrl, type StorageOptions } from '../storage/registry.ts';
 import { BufferPool } from '../util/buffer-pool.ts';
+import { runAll } from '../util/run-all.ts';
 import { parseSnapshotId } from '../vault/ids.ts';
 import { databaseDigest } from '../vault/manifest.ts';
 import type { Manifest } from '../vault/model.ts';
@@ -199,7 +200,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         reads.release(buffer);
       }
     };
-    await runAll(plan.parallel, concurrency, fetchAndWrite, signal);
+    await runAll(plan.parallel, concurrency, fetchAndWrite, { ...(signal ? { signal } : {}), what: 'restore' });
     for (const step of plan.ordered) {
       if (step.kind === 'read') await fetchAndWrite(step.read);
       else {
@@ -242,25 +243,6 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     await codec?.close();
     if (ownsStorage) await storage.close();
   }
-}
-
-/** Runs `fn` over `items` with at most `limit` at once; the first failure stops new work and is rethrown. */
-async function runAll<T>(items: T[], limit: number, fn: (item: T) => Promise<void>, signal?: AbortSignal): Promise<void> {
-  let next = 0;
-  let failure: unknown;
-  const worker = async () => {
-    while (failure === undefined && next < items.length) {
-      if (signal?.aborted) throw new AbortedError('restore: aborted', { cause: signal.reason });
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (err) {
-        failure ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== undefined) throw failure;
 }
 
 /**
