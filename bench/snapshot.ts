@@ -7,7 +7,8 @@
 //   - incremental snapshots after a clustered update of 1% of the rows and after 1,000 random single-row
 //     updates: bytes uploaded as a fraction of the database;
 //   - the snapshot's peak RSS and its event-loop delay (the library runs in the measuring process).
-// pagevault is measured as built (dist/, see lib/built.ts), as the CLI runs it.
+// pagevault is measured as built (dist/), in plain JavaScript as the CLI runs it (lib/built-job.mjs); the peers
+// run in the benchmark's own TypeScript.
 // Then the chunk size table: full snapshot, incrementals, manifest size and restore for each chunk size.
 // Every measurement runs in a process of its own, into a bucket of its own. Every restore is compared page by
 // page with the source (and once per run row by row); the bare upload is read back; a broken pipeline fails
@@ -27,9 +28,8 @@ import { openStorage } from '../src/storage/index.ts';
 import { manifestKey } from '../src/vault/layout.ts';
 import { differingPages, fileDigest } from '../test/helpers/sqlite.ts';
 import { startFauxqs } from '../test/helpers/servers.ts';
-import { childJob, peakRss, reportFromChild, runInChild } from './lib/child.ts';
+import { childJob, peakRss, reportFromChild, runBuiltJob, runInChild } from './lib/child.ts';
 import { median, numbers } from './lib/cli.ts';
-import { built } from './lib/built.ts';
 import { benchDir, cachedDatabase } from './lib/database.ts';
 import { createRealisticDatabase, updateClustered, updateRandom } from './lib/realistic-db.ts';
 import { PatternedBytes, bareClient, bareUpload, type Endpoint } from './lib/s3.ts';
@@ -73,8 +73,8 @@ function storageFor(server: Endpoint, bucket: string) {
   return { url: `s3://${bucket}`, storageOptions: { s3: { endpoint: server.endpoint, credentials } } };
 }
 
-/** Runs in the measuring process: does one job, timed, and returns what it measured. */
-async function measure(job: Job): Promise<Measured> {
+/** Runs in the measuring process: does one peer's job, timed, and returns what it measured. */
+async function measure(job: Exclude<Job, { kind: 'snapshot' | 'restore' }>): Promise<Measured> {
   // The bare upload's random block is made before any clock or monitor starts.
   const patterned = job.kind === 'bare-upload' ? new PatternedBytes(job.bytes, partSize) : undefined;
   (globalThis as { gc?: () => void }).gc?.();
@@ -94,16 +94,6 @@ async function measure(job: Job): Promise<Measured> {
     };
   };
   switch (job.kind) {
-    case 'snapshot': {
-      const r = await built.snapshot({ source: job.db, ...storageFor(job.server, job.bucket), chunkSize: job.chunkSize, full: job.full });
-      return finish({
-        id: r.id,
-        bytesUploaded: r.bytesUploaded,
-        bytesRead: r.bytesRead,
-        chunksNew: r.chunksNew,
-        chunksReused: r.chunksReused,
-      });
-    }
     case 'naive-snapshot': {
       const s3 = bareClient(job.server);
       const temp = join(benchDir, `naive-${process.pid}.db`);
@@ -129,10 +119,6 @@ async function measure(job: Job): Promise<Measured> {
       await bytes.verify(storage, bareKey);
       await storage.close();
       return result;
-    }
-    case 'restore': {
-      await built.restore({ ...storageFor(job.server, job.bucket), path: job.target, ...(job.snapshot ? { snapshot: job.snapshot } : {}) });
-      return finish({});
     }
     case 'naive-restore': {
       // The peer: ranged GETs of the file at restore's concurrency and read size, positional writes, fsync, check.
@@ -280,7 +266,7 @@ async function main(): Promise<void> {
     }
   };
   const child = <R extends Measured>(job: Job, label: string): R => {
-    const r = runInChild<R>(import.meta.url, job, label);
+    const r = job.kind === 'snapshot' || job.kind === 'restore' ? runBuiltJob<R>(job, label) : runInChild<R>(import.meta.url, job, label);
     process.stderr.write(`  ${label}: ${fmtS(r.ms)}, peak RSS ${r.peakMB.toFixed(0)} MB\n`);
     return r;
   };
@@ -433,6 +419,6 @@ function report(results: SizeResult[], runs: number): void {
   console.log(`\ngoals:\n${verdicts.join('\n')}`);
 }
 
-const job = childJob<Job>();
+const job = childJob<Exclude<Job, { kind: 'snapshot' | 'restore' }>>();
 if (job) reportFromChild(await measure(job));
 else await main();

@@ -37,7 +37,16 @@ export function reportFromChild(result: unknown): void {
  * returns what it reported. Its stderr goes to ours; a non-zero exit throws.
  */
 export function runInChild<R>(moduleUrl: string, job: unknown, label: string = JSON.stringify(job)): R {
-  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(moduleUrl), flag, JSON.stringify(job)], {
+  return runProcess<R>(['--import', 'tsx', fileURLToPath(moduleUrl), flag, JSON.stringify(job)], label);
+}
+
+/** Runs a snapshot or restore job by the built package in plain JavaScript (see built-job.mjs). */
+export function runBuiltJob<R>(job: unknown, label: string = JSON.stringify(job)): R {
+  return runProcess<R>([fileURLToPath(new URL('./built-job.mjs', import.meta.url)), JSON.stringify(job)], label);
+}
+
+function runProcess<R>(args: string[], label: string): R {
+  const r = spawnSync(process.execPath, ['--expose-gc', ...args], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
     maxBuffer: 64 * 1024 * 1024,
