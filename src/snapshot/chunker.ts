@@ -74,6 +74,30 @@ export class Chunker {
     return this.#patches;
   }
 
+  /**
+   * Adds the first `count` pages of a page source batch (page i is numbered pageNumbers[i] and is
+   * data[i * pageSize, (i + 1) * pageSize)), copied: the caller may reuse the batch once this resolves. A page
+   * that only fills a slot of an open chunk is copied at once; only a page that opens, completes or patches a
+   * chunk goes through add(), which may wait for a buffer.
+   */
+  async addPages(pageNumbers: ArrayLike<number>, data: Buffer, count: number): Promise<void> {
+    const ps = this.pageSize;
+    for (let i = 0; i < count; i++) {
+      const pageNumber = pageNumbers[i]!;
+      const chunk = this.#open.get(Math.floor((pageNumber - 1) / this.chunkPages));
+      const slot = (pageNumber - 1) % this.chunkPages;
+      if (chunk !== undefined && (chunk.received[slot] || chunk.count + 1 < this.#expectedPages(chunk.index))) {
+        data.copy(chunk.buffer, slot * ps, i * ps, (i + 1) * ps);
+        if (!chunk.received[slot]) {
+          chunk.received[slot] = 1;
+          chunk.count++;
+        }
+      } else {
+        await this.add(pageNumber, data.subarray(i * ps, (i + 1) * ps));
+      }
+    }
+  }
+
   /** Adds one page (copied; `page` may be reused by the caller as soon as this resolves). */
   async add(pageNumber: number, page: Uint8Array): Promise<void> {
     const index = Math.floor((pageNumber - 1) / this.chunkPages);

@@ -274,9 +274,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
         pagesRead = 0;
         log.info({ id }, 'the backup restarted; chunks are emitted again (unchanged ones are not uploaded twice)');
       }
-      for (let i = 0; i < batch.count; i++) {
-        await chunker.add(batch.pageNumbers[i]!, batch.data.subarray(i * pageSize, (i + 1) * pageSize));
-      }
+      await chunker.addPages(batch.pageNumbers, batch.data, batch.count);
       pagesRead += batch.count;
       progress();
     }

@@ -107,3 +107,35 @@ test('an empty database emits nothing', async () => {
   await chunker.finish(0);
   assert.deepEqual(seen, []);
 });
+
+test('addPages emits exactly what add() page by page does, for batches with re-sent pages, patches and the lock page', async () => {
+  // A page stream like SQLite's: ascending from page 2, pages of open chunks written twice, page 1 late, pages of
+  // emitted chunks again (patches), across the lock page (GiB / PS + 1).
+  const lock = GiB / PS + 1;
+  const numbers: number[] = [];
+  for (let p = lock - 10; p <= lock + 9; p++) if (p !== lock) numbers.push(p);
+  numbers.splice(5, 0, lock - 8, lock - 7); // re-sent while their chunk is open
+  numbers.push(1, lock - 9, lock - 6, lock - 5); // page 1, then pages of chunks already emitted
+  for (let p = 2; p <= 5; p++) numbers.push(p);
+  const versions = new Map<number, number>();
+  const pages = numbers.map((p) => {
+    const v = versions.get(p) ?? 0;
+    versions.set(p, v + 1);
+    return page(p, v);
+  });
+  const byAdd = harness(4);
+  for (const [i, p] of numbers.entries()) await byAdd.chunker.add(p, pages[i]!);
+  await byAdd.chunker.finish(lock + 9);
+  const byBatch = harness(4);
+  for (let at = 0; at < numbers.length; at += 7) {
+    const count = Math.min(7, numbers.length - at);
+    const data = Buffer.alloc(9 * PS, 0xaa); // larger than the batch: only `count` pages are read
+    pages.slice(at, at + count).forEach((b, i) => b.copy(data, i * PS));
+    await byBatch.chunker.addPages(Uint32Array.from(numbers.slice(at, at + count)), data, count);
+  }
+  await byBatch.chunker.finish(lock + 9);
+  assert.ok(byAdd.seen.some((s) => s.kind === 'patch'), 'the stream makes patches');
+  assert.deepEqual(byBatch.seen, byAdd.seen);
+  assert.equal(byBatch.chunker.patchCount, byAdd.chunker.patchCount);
+  assert.equal(byBatch.pool.available, byBatch.pool.count, 'every buffer is back');
+});
