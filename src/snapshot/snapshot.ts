@@ -15,7 +15,7 @@ import { pino, type Logger } from 'pino';
 import { codecDefaults, snapshotDefaults, storageDefaults } from '../config/defaults.ts';
 import { CodecPool, returnedBuffers } from '../chunk/pool.ts';
 import { maxEncodedSize } from '../chunk/codec.ts';
-import { AbortedError, PagevaultError, UsageError } from '../errors.ts';
+import { AbortedError, UsageError } from '../errors.ts';
 import { PageSource } from '../source/index.ts';
 import type { StorageClient, StorageEventListener } from '../storage/client.ts';
 import { openStorage, type StorageOptions } from '../storage/registry.ts';
@@ -29,6 +29,7 @@ import { ensureRepository, latestManifest } from '../vault/repository.ts';
 import { Chunker, type Emission } from './chunker.ts';
 import { abortStaleUploads } from './cleanup.ts';
 import { chooseChunkPages } from './chunk-size.ts';
+import { FixedChunks, Locations, UNSET, ZERO } from './locations.ts';
 import { PackWriter } from './pack-writer.ts';
 import { toolVersion } from '../version.ts';
 
@@ -88,14 +89,6 @@ export interface SnapshotResult {
   durationMs: number;
 }
 
-interface Location {
-  pack: string;
-  offset: number;
-  length: number;
-  codec: 'zstd' | 'raw';
-  digest: Uint8Array;
-}
-
 function positiveInt(name: string, value: number, min = 1): number {
   if (!Number.isSafeInteger(value) || value < min) throw new UsageError('BAD_OPTION', `${name} must be an integer >= ${min}, got ${value}`);
   return value;
@@ -137,7 +130,8 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     const source = await PageSource.open(options.source, { signal, logger: log });
     opened = source;
     await ensureRepository(storage, { signal });
-    const parent = options.full ? undefined : await latestManifest(storage, { signal, logger: log });
+    let parent = options.full ? undefined : await latestManifest(storage, { signal, logger: log });
+    const parentId = parent?.id ?? null;
     const id = newSnapshotId(new Date(started));
     const pageSize = source.facts.pageSize;
     const pagesEstimated = source.facts.path ? Math.ceil(statSync(source.facts.path).size / pageSize) : 0;
@@ -148,24 +142,27 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
     });
     const chunkBytes = chunkPages * pageSize;
-    log.info({ id, parent: parent?.id ?? null, source: source.facts.fileName, pageSize, chunkPages }, 'snapshot started');
+    log.info({ id, parent: parentId, source: source.facts.fileName, pageSize, chunkPages }, 'snapshot started');
 
-    // Content already in the vault, by digest and length: the parent's stored extents, then our own uploads.
-    const known = new Map<string, Location>();
-    const keyOf = (digest: Uint8Array, length: number) => `${Buffer.from(digest).toString('hex')}:${length}`;
-    // The digest the parent stored at each first page: a chunk found unchanged there is not compressed again.
-    const hints = new Map<number, { digest: Uint8Array; pageCount: number }>();
+    // Content already in the vault, by digest and raw length: the parent's stored extents, then our uploads.
+    const packKeys: string[] = [];
+    const packIndexOf = new Map<string, number>();
+    const packIndex = (key: string): number => {
+      let i = packIndexOf.get(key);
+      if (i === undefined) packIndexOf.set(key, (i = packKeys.push(key) - 1));
+      return i;
+    };
+    const locations = new Locations();
+    // Where the parent stored each chunk (same page size and chunk size): a chunk found unchanged there is
+    // digested but not compressed again.
+    const parentAt = new FixedChunks();
     for (const e of parent?.extents ?? []) {
       if (e.kind !== 'stored') continue;
-      if (parent!.pageSize === pageSize && !hints.has(e.firstPage)) hints.set(e.firstPage, { digest: e.digest, pageCount: e.pageCount });
-      known.set(keyOf(e.digest, e.pageCount * parent!.pageSize), {
-        pack: parent!.packs[e.pack]!,
-        offset: e.offset,
-        length: e.length,
-        codec: e.codec,
-        digest: e.digest,
-      });
+      const at = locations.add({ pack: packIndex(parent!.packs[e.pack]!), offset: e.offset, length: e.length, rawLength: e.pageCount * parent!.pageSize, codec: e.codec, digest: e.digest });
+      const index = (e.firstPage - 1) / chunkPages;
+      if (parent!.pageSize === pageSize && Number.isInteger(index) && parentAt.location(index) === UNSET) parentAt.set(index, at, e.pageCount, false);
     }
+    parent = undefined; // its extents are in the tables now
 
     codec = CodecPool.create({ workers: options.workers ?? codecDefaults.workers, level: options.compressionLevel ?? codecDefaults.level });
     // Enough chunks in flight that encodes queue up into batches of codecDefaults.batchBytes per message.
@@ -191,8 +188,10 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       signal,
       onEvent,
     });
-    const fixed = new Map<number, Extent>();
-    const patches: Extent[] = [];
+    // Where each fixed chunk's content is, and the patches: taken as they are when the copy ends, since a restart
+    // supersedes whatever was emitted before it (and so do the counts of new and reused chunks).
+    const fixed = new FixedChunks();
+    const patches: { firstPage: number; pageCount: number; at: number; upload: boolean }[] = [];
     let epoch = 0;
     let failure: Error | undefined;
     const inFlight = new Set<Promise<void>>();
@@ -202,42 +201,30 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       controller.abort(failure);
     };
 
-    const packOf = new Map<Extent, string>();
-    // Extents whose bytes this snapshot uploaded. The counts are taken from the final extents, since a
-    // restart supersedes whatever was emitted before it.
-    const uploaded = new Set<Extent>();
     const store = async (e: Emission, encodeBuffer: Buffer, myEpoch: number): Promise<void> => {
       const rawLength = e.pageCount * pageSize;
       let raw: Buffer = e.buffer;
       let out: Buffer = encodeBuffer;
       try {
         // The buffers travel to a worker and back: from here on, use (and release) the returned views.
-        const hint = hints.get(e.firstPage);
-        const knownDigest = hint?.pageCount === e.pageCount ? hint.digest : undefined;
+        const hint = e.kind === 'chunk' ? parentAt.location(e.index) : UNSET;
+        const knownDigest = hint >= 0 && locations.rawLength(hint) === rawLength ? locations.digest(hint) : undefined;
         const r = await codec!.encode({ input: raw.subarray(0, rawLength), output: out, ...(knownDigest ? { knownDigest } : {}) });
         raw = r.input;
         out = r.output;
-        let extent: Extent;
-        if (r.zero) {
-          extent = { kind: 'zero', firstPage: e.firstPage, pageCount: e.pageCount };
-        } else {
-          const key = keyOf(r.digest, rawLength);
-          let at = known.get(key);
-          const upload = at === undefined;
-          if (!at) {
-            // A hint is taken only from an extent of this length, which `known` holds under the same key.
-            if (r.known) throw new PagevaultError('INTERNAL', `chunk at page ${e.firstPage} matched its parent's digest, which is not among the known extents`);
+        let at = ZERO;
+        let upload = false;
+        if (!r.zero) {
+          at = r.known ? hint : locations.find(r.digest, rawLength);
+          if (at < 0) {
             const placed = await packer!.append(e.firstPage, out.subarray(0, r.length));
-            at = { pack: placed.key, offset: placed.offset, length: r.length, codec: r.codec, digest: Buffer.from(r.digest) };
-            known.set(key, at);
+            at = locations.add({ pack: packIndex(placed.key), offset: placed.offset, length: r.length, rawLength, codec: r.codec, digest: r.digest });
+            upload = true;
           }
-          extent = { kind: 'stored', firstPage: e.firstPage, pageCount: e.pageCount, pack: -1, offset: at.offset, length: at.length, codec: at.codec, digest: at.digest };
-          packOf.set(extent, at.pack);
-          if (upload) uploaded.add(extent);
         }
         if (myEpoch !== epoch) return; // superseded by a restart: the chunk comes again
-        if (e.kind === 'chunk') fixed.set(e.index, extent);
-        else patches[e.index] = extent;
+        if (e.kind === 'chunk') fixed.set(e.index, at, e.pageCount, upload);
+        else patches[e.index] = { firstPage: e.firstPage, pageCount: e.pageCount, at, upload };
       } catch (err) {
         const back = returnedBuffers(err);
         if (back) {
@@ -284,36 +271,37 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     if (failure) throw failure;
     await packer.finish();
 
-    // The manifest: fixed chunks in page order, then patches in the order they were written.
+    // The manifest: fixed chunks in page order, then patches in the order they were written. Its packs are the
+    // ones its extents use, in the order of first use.
     const pageCount = sourceResult.pageCount;
     const extents: Extent[] = [];
-    for (const index of [...fixed.keys()].sort((a, b) => a - b)) extents.push(fixed.get(index)!);
-    for (const p of patches) if (p) extents.push(p);
-    const stats = { chunksNew: 0, chunksReused: 0, chunksZero: 0 };
-    for (const e of extents) {
-      if (e.kind === 'zero') stats.chunksZero++;
-      else if (uploaded.has(e)) stats.chunksNew++;
-      else stats.chunksReused++;
-    }
     const packs: string[] = [];
-    const packIndex = new Map<string, number>();
-    for (const e of extents) {
-      if (e.kind !== 'stored') continue;
-      const key = packOf.get(e)!;
-      let index = packIndex.get(key);
-      if (index === undefined) {
-        index = packs.length;
-        packs.push(key);
-        packIndex.set(key, index);
+    const manifestPack = new Map<number, number>();
+    const stats = { chunksNew: 0, chunksReused: 0, chunksZero: 0 };
+    const addExtent = (firstPage: number, count: number, at: number, upload: boolean): void => {
+      if (at === ZERO) {
+        stats.chunksZero++;
+        extents.push({ kind: 'zero', firstPage, pageCount: count });
+        return;
       }
-      e.pack = index;
+      if (upload) stats.chunksNew++;
+      else stats.chunksReused++;
+      const l = locations.get(at);
+      let pack = manifestPack.get(l.pack);
+      if (pack === undefined) manifestPack.set(l.pack, (pack = packs.push(packKeys[l.pack]!) - 1));
+      extents.push({ kind: 'stored', firstPage, pageCount: count, pack, offset: l.offset, length: l.length, codec: l.codec, digest: l.digest });
+    };
+    for (let i = 0; i < fixed.end; i++) {
+      const at = fixed.location(i);
+      if (at !== UNSET) addExtent(i * chunkPages + 1, fixed.pageCount(i), at, fixed.uploaded(i));
     }
+    for (const p of patches) if (p) addExtent(p.firstPage, p.pageCount, p.at, p.upload);
     let digest: string | null = null;
     if (patches.length === 0) {
       const digests: Uint8Array[] = [];
       for (let i = 0; i < fixedChunkCount(pageCount, chunkPages); i++) {
-        const e = fixed.get(i);
-        digests.push(e?.kind === 'stored' ? e.digest : zeroDigest(chunkRange(i, pageCount, chunkPages).pageCount * pageSize));
+        const at = fixed.location(i);
+        digests.push(at >= 0 ? locations.digest(at) : zeroDigest(chunkRange(i, pageCount, chunkPages).pageCount * pageSize));
       }
       digest = databaseDigest(digests);
     }
@@ -321,7 +309,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     const manifest: Manifest = {
       formatVersion: FORMAT_VERSION,
       id,
-      parent: parent?.id ?? null,
+      parent: parentId,
       createdAt: new Date(started).toISOString(),
       completedAt: new Date().toISOString(),
       tool: { name: 'pagevault', version: toolVersion },
