@@ -66,6 +66,7 @@ interface SnapshotMeasured extends Measured {
 }
 
 const naiveKey = 'naive.db';
+const fauxqsMaxObject = 4 * 1024 * MiB;
 const bareKey = 'bare';
 
 function storageFor(server: Endpoint, bucket: string) {
@@ -288,9 +289,13 @@ async function main(): Promise<void> {
       process.stderr.write(`database: ${fmtMiB(fileBytes)}, ${pageSize}-byte pages\n`);
       const r: SizeResult = { sizeMiB, fileBytes, pageSize, naive: [], full: [], bare: [], naiveRestore: [], restore: [], chunks: [] };
       let defaultBucket = '';
+      // The naive peers store the database file as one object, which fauxqs cannot assemble from 4 GiB on (a
+      // Node 20 Buffer's limit; it answers 500): at such sizes only pagevault (1 GiB packs) is measured.
+      const peers = fileBytes < fauxqsMaxObject;
+      if (!peers) process.stderr.write(`  the naive peers are left out: fauxqs cannot hold a ${fmtMiB(fileBytes)} object\n`);
       for (let run = 0; run < runs; run++) {
         const naiveBucket = await freshBucket('naive');
-        r.naive.push(child({ kind: 'naive-snapshot', server: endpoint, bucket: naiveBucket, db: work }, 'naive snapshot (db.backup + Upload)'));
+        if (peers) r.naive.push(child({ kind: 'naive-snapshot', server: endpoint, bucket: naiveBucket, db: work }, 'naive snapshot (db.backup + Upload)'));
         const pvBucket = await freshBucket('full');
         const full = child<SnapshotMeasured>({ kind: 'snapshot', server: endpoint, bucket: pvBucket, db: work, chunkSize: snapshotDefaults.minChunkSize, full: true }, 'pagevault full snapshot');
         r.full.push(full);
@@ -298,10 +303,12 @@ async function main(): Promise<void> {
         r.bare.push(child({ kind: 'bare-upload', server: endpoint, bucket: bareBucket, bytes: full.bytesUploaded }, `bare Upload of ${fmtMiB(full.bytesUploaded)}`));
         await emptyBucket(bareBucket);
         removeDatabase(target);
-        r.naiveRestore.push(child({ kind: 'naive-restore', server: endpoint, bucket: naiveBucket, target }, 'naive restore (ranged GETs + integrity_check)'));
-        verifyRestored('naive restore', work, target, false);
-        removeDatabase(target);
-        await emptyBucket(naiveBucket);
+        if (peers) {
+          r.naiveRestore.push(child({ kind: 'naive-restore', server: endpoint, bucket: naiveBucket, target }, 'naive restore (ranged GETs + integrity_check)'));
+          verifyRestored('naive restore', work, target, false);
+          removeDatabase(target);
+          await emptyBucket(naiveBucket);
+        }
         r.restore.push(child({ kind: 'restore', server: endpoint, bucket: pvBucket, snapshot: full.id, target }, 'pagevault restore'));
         verifyRestored('pagevault restore', work, target, false);
         removeDatabase(target);
@@ -367,26 +374,31 @@ function report(results: SizeResult[], runs: number): void {
     const loopMax = Math.max(...r.full.map((x) => x.loopMaxMs));
     const pvMiBps = uploaded / MiB / (full / 1000);
     const bareMiBps = uploaded / MiB / (bare / 1000);
+    const peers = r.naive.length > 0;
+    const vs = (ours: number, theirs: number) => (peers ? `${(ours / theirs).toFixed(2)}x` : 'n/a');
     const rows = [
-      ['full snapshot, wall time', fmtS(full), `${fmtS(naive)} db.backup + Upload`, `${(full / naive).toFixed(2)}x`, `<= ${goals.snapshotVsNaive}x`],
+      ['full snapshot, wall time', fmtS(full), peers ? `${fmtS(naive)} db.backup + Upload` : 'no peer at this size', vs(full, naive), `<= ${goals.snapshotVsNaive}x`],
       ['full snapshot, upload throughput', `${pvMiBps.toFixed(1)} MiB/s (${fmtMiB(uploaded)})`, `${bareMiBps.toFixed(1)} MiB/s bare Upload`, `${(pvMiBps / bareMiBps).toFixed(2)}x`, `>= ${goals.throughputVsBare}x`],
       ['incremental after 1% clustered rows', `${fmtMiB(d.clustered.bytesUploaded)} = ${fmtPct(d.clustered.bytesUploaded, r.fileBytes)} of db`, `${d.clusteredPages} pages changed (${fmtPct(d.clusteredPages * r.pageSize, r.fileBytes)})`, '', 'report'],
       ['incremental after 1,000 random rows', `${fmtMiB(d.random.bytesUploaded)} = ${fmtPct(d.random.bytesUploaded, r.fileBytes)} of db`, `${d.randomPages} pages changed (${fmtPct(d.randomPages * r.pageSize, r.fileBytes)})`, '', 'report'],
-      ['restore, wall time', fmtS(restoreMs), `${fmtS(naiveRestoreMs)} ranged GETs + check`, `${(restoreMs / naiveRestoreMs).toFixed(2)}x`, `<= ${goals.restoreVsNaive}x`],
-      ['snapshot peak RSS', `${rss.toFixed(0)} MB (${baseRss.toFixed(0)} MB at start)`, `${Math.max(...r.naive.map((x) => x.peakMB)).toFixed(0)} MB naive, ${Math.max(...r.bare.map((x) => x.peakMB)).toFixed(0)} MB bare Upload`, '', `< ${goals.peakRssMB} MB`],
+      ['restore, wall time', fmtS(restoreMs), peers ? `${fmtS(naiveRestoreMs)} ranged GETs + check` : 'no peer at this size', vs(restoreMs, naiveRestoreMs), `<= ${goals.restoreVsNaive}x`],
+      ['snapshot peak RSS', `${rss.toFixed(0)} MB (${baseRss.toFixed(0)} MB at start)`, `${peers ? `${Math.max(...r.naive.map((x) => x.peakMB)).toFixed(0)} MB naive, ` : ''}${Math.max(...r.bare.map((x) => x.peakMB)).toFixed(0)} MB bare Upload`, '', `< ${goals.peakRssMB} MB`],
       ['event-loop delay while snapshotting', `p99 ${loopP99.toFixed(1)} ms, max ${loopMax.toFixed(0)} ms`, `p99 ${Math.max(...r.bare.map((x) => x.loopP99Ms)).toFixed(1)} ms during the bare Upload`, '', `p99 < ${goals.loopP99Ms} ms`],
     ];
     console.log(`\n${r.sizeMiB} MiB database: ${fmtMiB(r.fileBytes)} file, realistic mix (orders, customers, JSON, text, photos, receipts, event log, 5 indexes)`);
     console.log(formatTable(['measurement', 'pagevault', 'peer / context', 'ratio', 'goal'], rows));
     const at = `(${r.sizeMiB} MiB)`;
-    verdict(`full snapshot <= ${goals.snapshotVsNaive}x the naive peer ${at}`, full / naive <= goals.snapshotVsNaive, `${(full / naive).toFixed(2)}x`);
+    if (peers) verdict(`full snapshot <= ${goals.snapshotVsNaive}x the naive peer ${at}`, full / naive <= goals.snapshotVsNaive, `${(full / naive).toFixed(2)}x`);
     verdict(`full snapshot throughput >= ${goals.throughputVsBare}x a bare Upload ${at}`, pvMiBps / bareMiBps >= goals.throughputVsBare, `${(pvMiBps / bareMiBps).toFixed(2)}x`);
-    verdict(`restore <= ${goals.restoreVsNaive}x the naive peer ${at}`, restoreMs / naiveRestoreMs <= goals.restoreVsNaive, `${(restoreMs / naiveRestoreMs).toFixed(2)}x`);
+    if (peers) verdict(`restore <= ${goals.restoreVsNaive}x the naive peer ${at}`, restoreMs / naiveRestoreMs <= goals.restoreVsNaive, `${(restoreMs / naiveRestoreMs).toFixed(2)}x`);
     verdict(`snapshot peak RSS < ${goals.peakRssMB} MB ${at}`, rss < goals.peakRssMB, `${rss.toFixed(0)} MB`);
     verdict(`event-loop delay p99 < ${goals.loopP99Ms} ms ${at}`, loopP99 < goals.loopP99Ms, `${loopP99.toFixed(1)} ms`);
   }
   if (results.length > 1) {
-    const rssOf = (r: SizeResult) => Math.max(...r.full.map((x) => x.peakMB));
+    const rssOf = (r: SizeResult) => {
+      const d = r.chunks.find((c) => c.chunkSize === snapshotDefaults.minChunkSize)!;
+      return Math.max(...r.full.map((x) => x.peakMB), d.clustered.peakMB, d.random.peakMB);
+    };
     const first = results[0]!;
     const last = results.at(-1)!;
     verdict(
