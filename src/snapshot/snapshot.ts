@@ -23,8 +23,8 @@ import { partSizeFor } from '../storage/upload.ts';
 import { BufferPool } from '../util/buffer-pool.ts';
 import { newSnapshotId } from '../vault/ids.ts';
 import { manifestKey } from '../vault/layout.ts';
-import { databaseDigest, encodeManifest, fixedChunkCount, chunkRange, zeroDigest } from '../vault/manifest.ts';
-import { FORMAT_VERSION, type Extent, type Manifest } from '../vault/model.ts';
+import { databaseDigest, encodeManifest, fixedChunkCount, chunkRange, zeroDigest, type ManifestToEncode } from '../vault/manifest.ts';
+import { FORMAT_VERSION, type Extent } from '../vault/model.ts';
 import { ensureRepository, latestManifest } from '../vault/repository.ts';
 import { Chunker, type Emission } from './chunker.ts';
 import { abortStaleUploads } from './cleanup.ts';
@@ -272,30 +272,39 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     await packer.finish();
 
     // The manifest: fixed chunks in page order, then patches in the order they were written. Its packs are the
-    // ones its extents use, in the order of first use.
+    // ones its extents use, in the order of first use. The extents are generated from the tables as the
+    // manifest is encoded, one at a time.
     const pageCount = sourceResult.pageCount;
-    const extents: Extent[] = [];
+    const entries = function* (): Generator<{ firstPage: number; pageCount: number; at: number; upload: boolean }> {
+      for (let i = 0; i < fixed.end; i++) {
+        const at = fixed.location(i);
+        if (at !== UNSET) yield { firstPage: i * chunkPages + 1, pageCount: fixed.pageCount(i), at, upload: fixed.uploaded(i) };
+      }
+      for (const p of patches) if (p) yield p;
+    };
     const packs: string[] = [];
     const manifestPack = new Map<number, number>();
     const stats = { chunksNew: 0, chunksReused: 0, chunksZero: 0 };
-    const addExtent = (firstPage: number, count: number, at: number, upload: boolean): void => {
-      if (at === ZERO) {
-        stats.chunksZero++;
-        extents.push({ kind: 'zero', firstPage, pageCount: count });
-        return;
+    for (const { at, upload } of entries()) {
+      if (at === ZERO) stats.chunksZero++;
+      else {
+        if (upload) stats.chunksNew++;
+        else stats.chunksReused++;
+        const pack = locations.get(at).pack;
+        if (!manifestPack.has(pack)) manifestPack.set(pack, packs.push(packKeys[pack]!) - 1);
       }
-      if (upload) stats.chunksNew++;
-      else stats.chunksReused++;
-      const l = locations.get(at);
-      let pack = manifestPack.get(l.pack);
-      if (pack === undefined) manifestPack.set(l.pack, (pack = packs.push(packKeys[l.pack]!) - 1));
-      extents.push({ kind: 'stored', firstPage, pageCount: count, pack, offset: l.offset, length: l.length, codec: l.codec, digest: l.digest });
-    };
-    for (let i = 0; i < fixed.end; i++) {
-      const at = fixed.location(i);
-      if (at !== UNSET) addExtent(i * chunkPages + 1, fixed.pageCount(i), at, fixed.uploaded(i));
     }
-    for (const p of patches) if (p) addExtent(p.firstPage, p.pageCount, p.at, p.upload);
+    const extents: Iterable<Extent> = {
+      *[Symbol.iterator]() {
+        for (const { firstPage, pageCount: count, at } of entries()) {
+          if (at === ZERO) yield { kind: 'zero', firstPage, pageCount: count };
+          else {
+            const l = locations.get(at);
+            yield { kind: 'stored', firstPage, pageCount: count, pack: manifestPack.get(l.pack)!, offset: l.offset, length: l.length, codec: l.codec, digest: l.digest };
+          }
+        }
+      },
+    };
     let digest: string | null = null;
     if (patches.length === 0) {
       const digests: Uint8Array[] = [];
@@ -306,7 +315,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       digest = databaseDigest(digests);
     }
     const durationMs = Date.now() - started;
-    const manifest: Manifest = {
+    const manifest: ManifestToEncode = {
       formatVersion: FORMAT_VERSION,
       id,
       parent: parentId,

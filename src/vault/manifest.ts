@@ -255,27 +255,31 @@ function extentProblem(e: Extent, i: number, head: ManifestHead): string | undef
 
 // ---------------------------------------------------------------------------------------------------------
 
-/** The manifest's bytes. Throws TypeError or RangeError when `m` does not satisfy the model. */
-export function encodeManifest(m: Manifest): Buffer {
+/** A manifest whose extents may be any iterable that can be walked again (encodeManifest walks it once). */
+export type ManifestToEncode = Omit<Manifest, 'extents'> & { extents: Iterable<Extent> };
+
+/**
+ * The manifest's bytes. Throws TypeError or RangeError when `m` does not satisfy the model. The extents are
+ * taken one at a time: a snapshot hands a generator over its chunk tables, so that a manifest of 131,072
+ * extents never needs an object for each at once.
+ */
+export function encodeManifest(m: ManifestToEncode): Buffer {
   const failType = (message: string): never => {
     throw new TypeError(`encode manifest ${String(m?.id)}: ${message}`);
   };
   if (m?.formatVersion !== FORMAT_VERSION) failType(`formatVersion must be ${FORMAT_VERSION}`);
-  if (!Array.isArray(m.extents)) failType('extents must be an array');
+  if (typeof (m.extents as Partial<Iterable<Extent>> | undefined)?.[Symbol.iterator] !== 'function') failType('extents must be an array or another iterable');
   const { formatVersion: _v, extents: _e, ...rest } = m;
   const head = checkHead(rest, failType);
   const json = Buffer.from(JSON.stringify(head), 'utf8');
 
-  const extents = m.extents;
-  const stored: StoredExtent[] = [];
-  const rows = new ByteWriter(json.length + 16 + extents.length * 10);
-  rows.varint(json.length);
-  rows.bytes(json);
-  rows.varint(extents.length);
+  const rows = new ByteWriter(4096);
+  const digests = new ByteWriter(4096);
+  let count = 0;
   let prevEnd = 1;
   const packEnds = new Array<number>(head.packs.length).fill(0);
-  for (let i = 0; i < extents.length; i++) {
-    const e = extents[i]!;
+  for (const e of m.extents) {
+    const i = count++;
     const problem = extentProblem(e, i, head);
     if (problem) throw new RangeError(`encode manifest ${head.id}: ${problem}`);
     rows.byte(e.kind === 'zero' ? KIND_ZERO : codecKinds[e.codec]);
@@ -287,12 +291,14 @@ export function encodeManifest(m: Manifest): Buffer {
       rows.varint(zigzag(e.offset - packEnds[e.pack]!));
       rows.varint(e.length);
       packEnds[e.pack] = e.offset + e.length;
-      stored.push(e);
+      digests.bytes(e.digest);
     }
   }
-  const digests = Buffer.allocUnsafe(stored.length * DIGEST_SIZE);
-  stored.forEach((e, i) => digests.set(e.digest, i * DIGEST_SIZE));
-  const body = Buffer.concat([rows.result(), digests]);
+  const start = new ByteWriter(json.length + 16);
+  start.varint(json.length);
+  start.bytes(json);
+  start.varint(count);
+  const body = Buffer.concat([start.result(), rows.result(), digests.result()]);
   if (body.length > 0xffff_ffff) throw new RangeError(`encode manifest ${head.id}: the body is ${body.length} bytes, more than 4 GiB`);
   const packed = compress(body, { compressionLevel: vaultDefaults.manifestCompressionLevel });
 

@@ -28,6 +28,25 @@ test('round trip: parent, patch extents going back over earlier pages, zero and 
   assert.deepEqual(encodeManifest(decoded), encodeManifest(m));
 });
 
+test('extents given as a generator (made one at a time, as a snapshot does) encode to the same bytes as an array', () => {
+  const m = smallManifest();
+  let made = 0;
+  const lazy = {
+    ...m,
+    extents: {
+      *[Symbol.iterator]() {
+        for (const e of m.extents) {
+          made++;
+          yield { ...e };
+        }
+      },
+    },
+  };
+  assert.deepEqual(encodeManifest(lazy), encodeManifest(m));
+  assert.equal(made, m.extents.length, 'each extent is taken once');
+  assert.throws(() => encodeManifest({ ...m, extents: 7 as unknown as Manifest['extents'] }), TypeError);
+});
+
 test('round trip: an empty database, a null databaseDigest, only zero extents, a null fileName', () => {
   const empty = baseManifest();
   assert.deepEqual(decodeManifest(encodeManifest(empty)), empty);
