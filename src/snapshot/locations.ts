@@ -30,14 +30,30 @@ export interface Location {
 
 export class Locations {
   #count = 0;
-  #pack = new Uint32Array(1024);
-  #offset = new Float64Array(1024);
-  #length = new Uint32Array(1024);
-  #rawLength = new Uint32Array(1024);
-  #zstd = new Uint8Array(1024);
-  #digests = new Uint8Array(1024 * DIGEST);
-  /** Digest (latin1, 32 characters) and raw length -> index. */
-  readonly #byContent = new Map<string, number>();
+  #pack: Uint32Array;
+  #offset: Float64Array;
+  #length: Uint32Array;
+  #rawLength: Uint32Array;
+  #zstd: Uint8Array;
+  #digests: Uint8Array;
+  /**
+   * A hash table over the content: the digest's first 31 bits (a small integer, cheap as a Map key) -> the
+   * newest location with them, and #next chaining to older ones; find() compares whole digests along it.
+   */
+  readonly #byPrefix = new Map<number, number>();
+  #next: Int32Array;
+
+  /** `capacity`: the locations expected (a parent's extent count and the chunks to come); it grows past it. */
+  constructor(capacity = 1024) {
+    const n = Math.max(16, capacity);
+    this.#pack = new Uint32Array(n);
+    this.#offset = new Float64Array(n);
+    this.#length = new Uint32Array(n);
+    this.#rawLength = new Uint32Array(n);
+    this.#zstd = new Uint8Array(n);
+    this.#digests = new Uint8Array(n * DIGEST);
+    this.#next = new Int32Array(n);
+  }
 
   get count(): number {
     return this.#count;
@@ -45,6 +61,7 @@ export class Locations {
 
   /** Records a location and returns its index; content already recorded keeps its first location for find(). */
   add(l: Location): number {
+    const known = this.find(l.digest, l.rawLength) >= 0;
     const i = this.#count++;
     this.#pack = grown(this.#pack, i + 1);
     this.#offset = grown(this.#offset, i + 1);
@@ -52,20 +69,34 @@ export class Locations {
     this.#rawLength = grown(this.#rawLength, i + 1);
     this.#zstd = grown(this.#zstd, i + 1);
     this.#digests = grown(this.#digests, (i + 1) * DIGEST);
+    this.#next = grown(this.#next, i + 1);
     this.#pack[i] = l.pack;
     this.#offset[i] = l.offset;
     this.#length[i] = l.length;
     this.#rawLength[i] = l.rawLength;
     this.#zstd[i] = l.codec === 'zstd' ? 1 : 0;
     this.#digests.set(l.digest, i * DIGEST);
-    const key = contentKey(l.digest, l.rawLength);
-    if (!this.#byContent.has(key)) this.#byContent.set(key, i);
+    if (!known) {
+      const prefix = prefixOf(l.digest);
+      this.#next[i] = this.#byPrefix.get(prefix) ?? -1;
+      this.#byPrefix.set(prefix, i);
+    }
     return i;
   }
 
   /** The location of content with this digest and raw length, or -1. */
   find(digest: Uint8Array, rawLength: number): number {
-    return this.#byContent.get(contentKey(digest, rawLength)) ?? -1;
+    for (let i = this.#byPrefix.get(prefixOf(digest)) ?? -1; i >= 0; i = this.#next[i]!) {
+      if (this.#rawLength[i] === rawLength && this.#sameDigest(i, digest)) return i;
+    }
+    return -1;
+  }
+
+  #sameDigest(i: number, digest: Uint8Array): boolean {
+    const d = this.#digests;
+    const at = i * DIGEST;
+    for (let k = 0; k < DIGEST; k++) if (d[at + k] !== digest[k]) return false;
+    return true;
   }
 
   rawLength(i: number): number {
@@ -89,8 +120,8 @@ export class Locations {
   }
 }
 
-function contentKey(digest: Uint8Array, rawLength: number): string {
-  return Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength).toString('latin1') + rawLength;
+function prefixOf(digest: Uint8Array): number {
+  return ((digest[0]! << 23) | (digest[1]! << 15) | (digest[2]! << 7) | (digest[3]! >>> 1)) >>> 0;
 }
 
 /** A fixed chunk's content: a location index, or one of these. */
@@ -98,10 +129,18 @@ export const UNSET = -1;
 export const ZERO = -2;
 
 export class FixedChunks {
-  #location = new Int32Array(1024).fill(UNSET);
-  #pageCount = new Uint32Array(1024);
-  #uploaded = new Uint8Array(1024);
+  #location: Int32Array;
+  #pageCount: Uint32Array;
+  #uploaded: Uint8Array;
   #end = 0;
+
+  /** `capacity`: the chunks expected; it grows past it. */
+  constructor(capacity = 1024) {
+    const n = Math.max(16, capacity);
+    this.#location = new Int32Array(n).fill(UNSET);
+    this.#pageCount = new Uint32Array(n);
+    this.#uploaded = new Uint8Array(n);
+  }
 
   /** One past the highest chunk index set. */
   get end(): number {

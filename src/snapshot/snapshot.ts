@@ -152,10 +152,11 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       if (i === undefined) packIndexOf.set(key, (i = packKeys.push(key) - 1));
       return i;
     };
-    const locations = new Locations();
+    const chunksEstimated = fixedChunkCount(pagesEstimated, chunkPages);
+    const locations = new Locations((parent?.extents.length ?? 0) + chunksEstimated);
     // Where the parent stored each chunk (same page size and chunk size): a chunk found unchanged there is
     // digested but not compressed again.
-    const parentAt = new FixedChunks();
+    const parentAt = new FixedChunks(parent ? fixedChunkCount(parent.pageCount, chunkPages) : 16);
     for (const e of parent?.extents ?? []) {
       if (e.kind !== 'stored') continue;
       const at = locations.add({ pack: packIndex(parent!.packs[e.pack]!), offset: e.offset, length: e.length, rawLength: e.pageCount * parent!.pageSize, codec: e.codec, digest: e.digest });
@@ -190,7 +191,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     });
     // Where each fixed chunk's content is, and the patches: taken as they are when the copy ends, since a restart
     // supersedes whatever was emitted before it (and so do the counts of new and reused chunks).
-    const fixed = new FixedChunks();
+    const fixed = new FixedChunks(chunksEstimated);
     const patches: { firstPage: number; pageCount: number; at: number; upload: boolean }[] = [];
     let epoch = 0;
     let failure: Error | undefined;

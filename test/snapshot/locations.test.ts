@@ -46,3 +46,20 @@ test('fixed chunks: unset until set, zero or a location with its page count, cle
   assert.equal(f.location(3000), UNSET);
   assert.equal(f.uploaded(3000), false);
 });
+
+test('digests that share their first 31 bits are told apart by the rest', () => {
+  const l = new Locations(4);
+  const a = new Uint8Array(32).fill(7);
+  const b = new Uint8Array(32).fill(7);
+  b[31] = 8; // same prefix, other content
+  const c = new Uint8Array(32).fill(7);
+  c[3] = 6; // differs only in the bit the prefix drops: same prefix too
+  const ia = l.add({ pack: 0, offset: 0, length: 1, rawLength: 100, codec: 'raw', digest: a });
+  const ib = l.add({ pack: 0, offset: 1, length: 1, rawLength: 100, codec: 'raw', digest: b });
+  const ic = l.add({ pack: 0, offset: 2, length: 1, rawLength: 100, codec: 'raw', digest: c });
+  const ia2 = l.add({ pack: 0, offset: 3, length: 1, rawLength: 200, codec: 'raw', digest: a });
+  assert.deepEqual([l.find(a, 100), l.find(b, 100), l.find(c, 100), l.find(a, 200)], [ia, ib, ic, ia2]);
+  const d = new Uint8Array(32).fill(7);
+  d[20] = 1;
+  assert.equal(l.find(d, 100), -1);
+});
