@@ -308,12 +308,14 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     };
     let digest: string | null = null;
     if (patches.length === 0) {
-      const digests: Uint8Array[] = [];
-      for (let i = 0; i < fixedChunkCount(pageCount, chunkPages); i++) {
-        const at = fixed.location(i);
-        digests.push(at >= 0 ? locations.digest(at) : zeroDigest(chunkRange(i, pageCount, chunkPages).pageCount * pageSize));
-      }
-      digest = databaseDigest(digests);
+      digest = databaseDigest(
+        (function* () {
+          for (let i = 0; i < fixedChunkCount(pageCount, chunkPages); i++) {
+            const at = fixed.location(i);
+            yield at >= 0 ? locations.digest(at) : zeroDigest(chunkRange(i, pageCount, chunkPages).pageCount * pageSize);
+          }
+        })(),
+      );
     }
     const durationMs = Date.now() - started;
     const manifest: ManifestToEncode = {
