@@ -99,6 +99,11 @@ export class Locations {
     return true;
   }
 
+  /** Location i's index into the snapshot's pack keys. */
+  pack(i: number): number {
+    return this.#pack[i]!;
+  }
+
   rawLength(i: number): number {
     return this.#rawLength[i]!;
   }

@@ -291,7 +291,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       else {
         if (upload) stats.chunksNew++;
         else stats.chunksReused++;
-        const pack = locations.get(at).pack;
+        const pack = locations.pack(at);
         if (!manifestPack.has(pack)) manifestPack.set(pack, packs.push(packKeys[pack]!) - 1);
       }
     }
