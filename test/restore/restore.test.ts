@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { restore, snapshot } from '../../src/index.ts';
 import { parseSnapshotId } from '../../src/vault/ids.ts';
+import { manifestKey } from '../../src/vault/layout.ts';
+import { decodeManifest, encodeManifest } from '../../src/vault/manifest.ts';
 import { createDatabase, fileDigest, integrityCheck, tempDir } from '../helpers/sqlite.ts';
 
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
@@ -119,4 +121,32 @@ test('a snapshot of a database that was already corrupt restores to nothing: int
     (err: Error & { code?: string }) => err.code,
   );
   assert.equal(quick, 'INTEGRITY_CHECK', 'quick_check sees a scribbled b-tree page too');
+});
+
+test('the whole-database digest is checked on the file as written: a manifest whose chunks verify but whose digest differs is refused', async (t) => {
+  // Every chunk decodes and matches its own digest; only the read-back of the file, chunk by chunk in blocks of
+  // many chunks (the database spans several blocks and ends in a short chunk), can tell.
+  const dir = tempDir(t);
+  const src = join(dir, 'src.db');
+  createDatabase(src, { rows: 6000 });
+  const vaultDir = join(dir, 'vault');
+  const s = await snapshot({ source: src, url: `file://${vaultDir}`, chunkSize: 16 * 1024 });
+  assert.ok(s.pageCount * s.pageSize > 8 * 1024 * 1024, `database of ${s.pageCount} pages of ${s.pageSize}: more than one 8 MiB read-back block`);
+  assert.notEqual(s.pageCount % (16 * 1024 / s.pageSize), 0, 'the last chunk is short');
+  const good = join(dir, 'good.db');
+  const ok = await restore({ url: `file://${vaultDir}`, path: good });
+  assert.equal(ok.databaseDigest, s.databaseDigest);
+
+  const key = join(vaultDir, manifestKey(s.id));
+  const m = decodeManifest(readFileSync(key), s.id);
+  const wrong = m.databaseDigest!.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+  writeFileSync(key, encodeManifest({ ...m, databaseDigest: wrong }));
+  const target = join(dir, 'target.db');
+  await assert.rejects(restore({ url: `file://${vaultDir}`, path: target }), (err: unknown) => {
+    assert.equal((err as { code?: string }).code, 'DATABASE_DIGEST');
+    assert.match(String((err as Error).message), new RegExp(s.id));
+    return true;
+  });
+  assert.equal(existsSync(target), false, 'nothing at the target');
+  assert.deepEqual(readdirSync(dir).filter((f) => f.includes('pagevault-')), [], 'no temp file left');
 });
