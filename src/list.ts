@@ -4,7 +4,7 @@ import { openStorage, type StorageOptions } from './storage/registry.ts';
 import { storageDefaults } from './config/defaults.ts';
 import { UsageError } from './errors.ts';
 import { runAll } from './util/run-all.ts';
-import { listSnapshotIds, readManifest } from './vault/repository.ts';
+import { listSnapshotIds, readManifestView } from './vault/repository.ts';
 
 export interface ListOptions {
   url?: string;
@@ -22,6 +22,7 @@ export interface SnapshotSummary {
   pageCount: number;
   /** Database size in bytes (pageCount x pageSize). */
   size: number;
+  /** Bytes the snapshot wrote: its packs and its manifest (as its SnapshotResult said). */
   bytesUploaded: number;
   chunksNew: number;
   chunksReused: number;
@@ -41,7 +42,7 @@ export async function listSnapshots(options: ListOptions): Promise<SnapshotSumma
       ids,
       storageDefaults.concurrency,
       async (id, i) => {
-        const m = await readManifest(storage, id, { signal: options.signal });
+        const m = await readManifestView(storage, id, { signal: options.signal });
         out[i] = {
           id,
           createdAt: m.createdAt,
@@ -50,7 +51,7 @@ export async function listSnapshots(options: ListOptions): Promise<SnapshotSumma
           pageSize: m.pageSize,
           pageCount: m.pageCount,
           size: m.pageSize * m.pageCount,
-          bytesUploaded: m.stats.bytesUploaded,
+          bytesUploaded: m.stats.bytesUploaded + m.byteLength,
           chunksNew: m.stats.chunksNew,
           chunksReused: m.stats.chunksReused,
           chunksZero: m.stats.chunksZero,

@@ -77,6 +77,7 @@ export interface SnapshotResult {
   pageSize: number;
   pageCount: number;
   bytesRead: number;
+  /** Bytes written to object storage: the packs and the manifest. */
   bytesUploaded: number;
   chunksNew: number;
   chunksReused: number;
@@ -153,11 +154,11 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       return i;
     };
     const chunksEstimated = fixedChunkCount(pagesEstimated, chunkPages);
-    const locations = new Locations((parent?.extents.length ?? 0) + chunksEstimated);
+    const locations = new Locations((parent?.extentCount ?? 0) + chunksEstimated);
     // Where the parent stored each chunk (same page size and chunk size): a chunk found unchanged there is
     // digested but not compressed again.
     const parentAt = new FixedChunks(parent ? fixedChunkCount(parent.pageCount, chunkPages) : 16);
-    for (const e of parent?.extents ?? []) {
+    for (const e of parent?.extents() ?? []) {
       if (e.kind !== 'stored') continue;
       const at = locations.add({ pack: packIndex(parent!.packs[e.pack]!), offset: e.offset, length: e.length, rawLength: e.pageCount * parent!.pageSize, codec: e.codec, digest: e.digest });
       const index = (e.firstPage - 1) / chunkPages;
@@ -349,12 +350,11 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       packs,
       extents,
     };
-    let encoded = encodeManifest(manifest);
-    manifest.stats.bytesUploaded += encoded.length;
-    encoded = encodeManifest(manifest);
+    const encoded = encodeManifest(manifest);
+    const bytesUploaded = manifest.stats.bytesUploaded + encoded.length;
     throwIfCancelled(signal, failure);
     await storage.putIfAbsent(manifestKey(id), encoded, { signal });
-    log.info({ id, pageCount, bytesUploaded: manifest.stats.bytesUploaded, ...stats, durationMs }, 'snapshot published');
+    log.info({ id, pageCount, bytesUploaded, ...stats, durationMs }, 'snapshot published');
     await abortStaleUploads(storage, { olderThanMs: snapshotDefaults.staleUploadAgeMs, signal, logger: log });
     return {
       id,
@@ -363,7 +363,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       pageSize,
       pageCount,
       bytesRead: manifest.stats.bytesRead,
-      bytesUploaded: manifest.stats.bytesUploaded,
+      bytesUploaded,
       ...stats,
       patches: patches.length,
       packs: packer.keys,

@@ -2,13 +2,12 @@
 // body (the scalar fields as JSON, then the extent table as varints, then the stored extents' digests), and a
 // SHA-256 over all of it. Decoding trusts nothing: every failure is an IntegrityError, never a crash.
 import { createHash } from 'node:crypto';
-import { compress } from 'zstd-napi';
 import zstd from 'zstd-napi/binding.js';
 import { vaultDefaults } from '../config/defaults.ts';
 import { IntegrityError } from '../errors.ts';
 import { isSnapshotId, isUtcTimestamp } from './ids.ts';
 import { parsePackKey } from './layout.ts';
-import { FORMAT_VERSION, type Extent, type ExtentCodec, type Manifest, type StoredExtent } from './model.ts';
+import { FORMAT_VERSION, type Extent, type ExtentCodec, type Manifest } from './model.ts';
 
 /** "PVMANIF" and a NUL: the first 8 bytes of every manifest. */
 export const MANIFEST_MAGIC = Buffer.from('PVMANIF\0', 'latin1');
@@ -255,13 +254,17 @@ function extentProblem(e: Extent, i: number, head: ManifestHead): string | undef
 
 // ---------------------------------------------------------------------------------------------------------
 
-/** A manifest whose extents may be any iterable that can be walked again (encodeManifest walks it once). */
+/**
+ * A manifest whose extents may be any iterable that starts over each time it is walked (an array, or an object
+ * whose [Symbol.iterator] is a generator function): the encoder walks it twice, records then digests.
+ */
 export type ManifestToEncode = Omit<Manifest, 'extents'> & { extents: Iterable<Extent> };
 
 /**
  * The manifest's bytes. Throws TypeError or RangeError when `m` does not satisfy the model. The extents are
- * taken one at a time: a snapshot hands a generator over its chunk tables, so that a manifest of 131,072
- * extents never needs an object for each at once.
+ * taken one at a time, in two walks (the records, then the digests, which follow all records): a snapshot hands
+ * an iterable over its chunk tables, so that a manifest of 131,072 extents never needs an object for each at
+ * once. The body is built at its exact size and compressed straight into the buffer returned.
  */
 export function encodeManifest(m: ManifestToEncode): Buffer {
   const failType = (message: string): never => {
@@ -273,46 +276,69 @@ export function encodeManifest(m: ManifestToEncode): Buffer {
   const head = checkHead(rest, failType);
   const json = Buffer.from(JSON.stringify(head), 'utf8');
 
-  const rows = new ByteWriter(4096);
-  const digests = new ByteWriter(4096);
+  const records = new ByteWriter(4096);
   let count = 0;
+  let stored = 0;
   let prevEnd = 1;
   const packEnds = new Array<number>(head.packs.length).fill(0);
   for (const e of m.extents) {
     const i = count++;
     const problem = extentProblem(e, i, head);
     if (problem) throw new RangeError(`encode manifest ${head.id}: ${problem}`);
-    rows.byte(e.kind === 'zero' ? KIND_ZERO : codecKinds[e.codec]);
-    rows.varint(zigzag(e.firstPage - prevEnd));
-    rows.varint(e.pageCount);
+    records.byte(e.kind === 'zero' ? KIND_ZERO : codecKinds[e.codec]);
+    records.varint(zigzag(e.firstPage - prevEnd));
+    records.varint(e.pageCount);
     prevEnd = e.firstPage + e.pageCount;
     if (e.kind === 'stored') {
-      rows.varint(e.pack);
-      rows.varint(zigzag(e.offset - packEnds[e.pack]!));
-      rows.varint(e.length);
+      stored++;
+      records.varint(e.pack);
+      records.varint(zigzag(e.offset - packEnds[e.pack]!));
+      records.varint(e.length);
       packEnds[e.pack] = e.offset + e.length;
-      digests.bytes(e.digest);
     }
   }
   const start = new ByteWriter(json.length + 16);
   start.varint(json.length);
   start.bytes(json);
   start.varint(count);
-  const body = Buffer.concat([start.result(), rows.result(), digests.result()]);
+  const body = Buffer.allocUnsafe(start.result().length + records.result().length + stored * DIGEST_SIZE);
   if (body.length > 0xffff_ffff) throw new RangeError(`encode manifest ${head.id}: the body is ${body.length} bytes, more than 4 GiB`);
-  const packed = compress(body, { compressionLevel: vaultDefaults.manifestCompressionLevel });
+  let at = start.result().copy(body, 0);
+  at += records.result().copy(body, at);
+  let digests = 0;
+  for (const e of m.extents) {
+    if (e.kind !== 'stored') continue;
+    if (digests === stored || !(e.digest instanceof Uint8Array) || e.digest.length !== DIGEST_SIZE) break;
+    body.set(e.digest, at + digests++ * DIGEST_SIZE);
+  }
+  if (digests !== stored) failType('the extents changed between two walks (give an array, or an iterable that starts over)');
 
-  const out = Buffer.allocUnsafe(MANIFEST_HEADER_SIZE + packed.length + DIGEST_SIZE);
+  const out = Buffer.allocUnsafe(MANIFEST_HEADER_SIZE + zstd.compressBound(body.length) + DIGEST_SIZE);
+  manifestCCtx ??= new zstd.CCtx();
+  const packed = manifestCCtx.compress(out.subarray(MANIFEST_HEADER_SIZE, out.length - DIGEST_SIZE), body, vaultDefaults.manifestCompressionLevel);
   MANIFEST_MAGIC.copy(out, 0);
   out.writeUInt16BE(FORMAT_VERSION, 8);
   out.writeUInt16BE(FLAG_ZSTD, 10);
-  out.writeUInt32BE(packed.length, 12);
+  out.writeUInt32BE(packed, 12);
   out.writeUInt32BE(body.length, 16);
-  packed.copy(out, MANIFEST_HEADER_SIZE);
-  const end = MANIFEST_HEADER_SIZE + packed.length;
+  const end = MANIFEST_HEADER_SIZE + packed;
   createHash('sha256').update(out.subarray(0, end)).digest().copy(out, end);
-  return out;
+  return out.subarray(0, end + DIGEST_SIZE);
 }
+
+let manifestCCtx: zstd.CCtx | undefined;
+
+/**
+ * A manifest read and verified (its digest, its fields, every extent record), whose extents are made on
+ * demand, one at a time: what a snapshot needs of its parent, without an object per extent at once.
+ */
+export type ManifestView = Omit<Manifest, 'extents'> & {
+  /** The size of the manifest object. */
+  byteLength: number;
+  extentCount: number;
+  /** The extents in page-map order; stored extents' digests are views of the body the view holds. */
+  extents(): Generator<Extent, void, undefined>;
+};
 
 /**
  * The manifest in `bytes`. With `expectedId` (the id its key names), a manifest holding another id is refused:
@@ -320,9 +346,15 @@ export function encodeManifest(m: ManifestToEncode): Buffer {
  * MANIFEST_DAMAGED. Stored extents' digests are views of one buffer owned by the result.
  */
 export function decodeManifest(bytes: Uint8Array, expectedId?: string): Manifest {
+  const { byteLength: _b, extentCount: _n, extents, ...head } = openManifest(bytes, expectedId);
+  return { ...head, extents: [...extents()] };
+}
+
+/** decodeManifest, with the extents left in the bytes until asked for (see ManifestView). Throws as it does. */
+export function openManifest(bytes: Uint8Array, expectedId?: string): ManifestView {
   let label = expectedId === undefined ? 'manifest' : `manifest ${expectedId}`;
   try {
-    return decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), expectedId, (id) => {
+    return open(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), expectedId, (id) => {
       if (expectedId === undefined) label = `manifest ${id}`;
     });
   } catch (err) {
@@ -332,7 +364,7 @@ export function decodeManifest(bytes: Uint8Array, expectedId?: string): Manifest
   }
 }
 
-function decode(buf: Buffer, expectedId: string | undefined, knownId: (id: string) => void): Manifest {
+function open(buf: Buffer, expectedId: string | undefined, knownId: (id: string) => void): ManifestView {
   if (buf.length < MANIFEST_MAGIC.length || !MANIFEST_MAGIC.equals(buf.subarray(0, MANIFEST_MAGIC.length))) {
     throw new Malformed('it does not start with the pagevault manifest magic');
   }
@@ -387,8 +419,35 @@ function decode(buf: Buffer, expectedId: string | undefined, knownId: (id: strin
   const count = r.varint('the extent count');
   // Every extent record takes at least 3 bytes: no allocation larger than the body allows.
   if (count > r.remaining / 3) throw new Malformed(`it claims ${count} extents in ${r.remaining} bytes`);
-  const extents = new Array<Extent>(count);
-  const storedExtents: StoredExtent[] = [];
+  // The records are read twice: once here, checking each and counting the stored ones (their digests follow
+  // the last record), then each time extents() is walked.
+  const recordsAt = r.pos;
+  let storedCount = 0;
+  for (const e of readRecords(r, count, head)) if (e.kind === 'stored') storedCount++;
+  if (r.remaining !== storedCount * DIGEST_SIZE) throw new Malformed(`it has ${r.remaining} bytes of digests for ${storedCount} stored extents`);
+  const digestsAt = r.pos;
+  return {
+    formatVersion: FORMAT_VERSION,
+    ...head,
+    byteLength: buf.length,
+    extentCount: count,
+    *extents() {
+      const records = new ByteReader(body);
+      records.pos = recordsAt;
+      let at = digestsAt;
+      for (const e of readRecords(records, count, head)) {
+        if (e.kind === 'stored') {
+          e.digest = body.subarray(at, at + DIGEST_SIZE);
+          at += DIGEST_SIZE;
+        }
+        yield e;
+      }
+    },
+  };
+}
+
+/** The `count` extent records at `r`, each checked; stored extents carry a placeholder digest. */
+function* readRecords(r: ByteReader, count: number, head: ManifestHead): Generator<Extent, void, undefined> {
   const packEnds = new Array<number>(head.packs.length).fill(0);
   let prevEnd = 1;
   const what = 'the extent table';
@@ -405,7 +464,6 @@ function decode(buf: Buffer, expectedId: string | undefined, knownId: (id: strin
       const length = r.varint(what);
       const codec: ExtentCodec = kind === KIND_RAW ? 'raw' : 'zstd';
       e = { kind: 'stored', firstPage, pageCount, pack, offset, length, codec, digest: EMPTY_DIGEST };
-      storedExtents.push(e);
     } else {
       throw new Malformed(`extent ${i} has unknown kind byte ${kind}`);
     }
@@ -413,13 +471,8 @@ function decode(buf: Buffer, expectedId: string | undefined, knownId: (id: strin
     if (problem) throw new Malformed(problem);
     if (e.kind === 'stored') packEnds[e.pack] = e.offset + e.length;
     prevEnd = firstPage + pageCount;
-    extents[i] = e;
+    yield e;
   }
-  if (r.remaining !== storedExtents.length * DIGEST_SIZE) {
-    throw new Malformed(`it has ${r.remaining} bytes of digests for ${storedExtents.length} stored extents`);
-  }
-  for (const e of storedExtents) e.digest = r.bytes(DIGEST_SIZE, 'the digests');
-  return { formatVersion: FORMAT_VERSION, ...head, extents };
 }
 
 // A placeholder until the digest block is read; never returned.

@@ -51,7 +51,7 @@ export interface SourceFactsRecord {
 export interface SnapshotStats {
   /** Bytes of database pages read from the source (pages delivered, re-sent ones included). */
   bytesRead: number;
-  /** Bytes written to object storage for this snapshot (packs and manifest). */
+  /** Bytes of the packs this snapshot wrote; the manifest's own size, the size of its object, is not in it. */
   bytesUploaded: number;
   /** Stored extents whose bytes were uploaded by this snapshot. */
   chunksNew: number;

@@ -6,7 +6,7 @@ import type { StorageClient } from '../storage/client.ts';
 import { decodeConfig, encodeConfig, newRepositoryConfig } from './config.ts';
 import { isSnapshotId } from './ids.ts';
 import { configKey, manifestKey, manifestPrefix, snapshotIdFromManifestKey } from './layout.ts';
-import { decodeManifest } from './manifest.ts';
+import { decodeManifest, openManifest, type ManifestView } from './manifest.ts';
 import type { Manifest, RepositoryConfig } from './model.ts';
 
 interface Options {
@@ -62,27 +62,34 @@ export async function listSnapshotIds(storage: StorageClient, options: Options =
  * there is no such snapshot, IntegrityError MANIFEST_DAMAGED / MANIFEST_VERSION otherwise.
  */
 export async function readManifest(storage: StorageClient, id: string, options: Options = {}): Promise<Manifest> {
-  let bytes: Buffer;
+  return decodeManifest(await manifestBytes(storage, id, options), id);
+}
+
+/** readManifest, the extents made only when walked (see ManifestView): for what needs one pass over them, or none. */
+export async function readManifestView(storage: StorageClient, id: string, options: Options = {}): Promise<ManifestView> {
+  return openManifest(await manifestBytes(storage, id, options), id);
+}
+
+async function manifestBytes(storage: StorageClient, id: string, options: Options): Promise<Buffer> {
   try {
-    bytes = await storage.getObject(manifestKey(id), options);
+    return await storage.getObject(manifestKey(id), options);
   } catch (err) {
     if (isCode(err, 'NOT_FOUND')) {
       throw new StorageError('NOT_FOUND', `no snapshot ${id} in ${storage.url}: run \`pagevault ls\` to see the snapshots`, { cause: err });
     }
     throw err;
   }
-  return decodeManifest(bytes, id);
 }
 
 /**
  * The newest snapshot whose manifest reads back intact, or undefined for an empty vault. A damaged newer
  * manifest is skipped with a warning (an incremental snapshot then builds on an older one).
  */
-export async function latestManifest(storage: StorageClient, options: Options & { logger?: Logger } = {}): Promise<Manifest | undefined> {
+export async function latestManifest(storage: StorageClient, options: Options & { logger?: Logger } = {}): Promise<ManifestView | undefined> {
   const ids = await listSnapshotIds(storage, options);
   for (let i = ids.length - 1; i >= 0; i--) {
     try {
-      return await readManifest(storage, ids[i]!, options);
+      return await readManifestView(storage, ids[i]!, options);
     } catch (err) {
       if (!(err instanceof IntegrityError) || err.code === 'MANIFEST_VERSION') throw err;
       options.logger?.warn({ snapshot: ids[i], err: err.message }, 'skipping a damaged manifest');

@@ -110,6 +110,11 @@ export function cliSuite(name: string, start: () => Promise<Target>): void {
         [s1.id, s2.id],
       );
       for (const s of ls.json) assert.ok(!Number.isNaN(Date.parse(s.createdAt)), `createdAt ${s.createdAt}`);
+      assert.deepEqual(
+        ls.json.map((s: { bytesUploaded: number }) => s.bytesUploaded),
+        [s1.bytesUploaded, s2.bytesUploaded],
+        'ls reports what each snapshot said it uploaded',
+      );
       const text = await cli(['ls', url]);
       assertExit(text, 0);
       assert.match(text.stdout, new RegExp(`${s1.id}.*\\n.*${s2.id}`));

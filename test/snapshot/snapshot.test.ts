@@ -117,6 +117,14 @@ test('an incremental snapshot after a small change uploads a small fraction; bot
   assert.ok(second.bytesUploaded < first.bytesUploaded * 0.05, `${second.bytesUploaded} of ${first.bytesUploaded} bytes`);
   const full = await snapshot({ source: src, url: vault, full: true });
   assert.equal(full.chunksReused, 0);
+  // bytesUploaded is every byte each snapshot wrote: its packs and its manifest, as the vault lists them.
+  const storage = openStorage(vault);
+  t.after(() => storage.close());
+  for (const s of [first, second, full]) {
+    let bytes = 0;
+    for await (const o of storage.list('')) if (o.key.includes(s.id)) bytes += o.size;
+    assert.equal(s.bytesUploaded, bytes, `snapshot ${s.id}`);
+  }
   await restore({ url: vault, path: join(dir, 'second.db'), snapshot: second.id });
   await restore({ url: vault, path: join(dir, 'first.db'), snapshot: first.id });
   assert.equal(fileDigest(join(dir, 'second.db')), afterChange);

@@ -8,6 +8,7 @@ import {
   decodeManifest,
   encodeManifest,
   fixedChunkCount,
+  openManifest,
   zeroDigest,
 } from '../../src/vault/manifest.ts';
 import type { Manifest } from '../../src/vault/model.ts';
@@ -43,8 +44,29 @@ test('extents given as a generator (made one at a time, as a snapshot does) enco
     },
   };
   assert.deepEqual(encodeManifest(lazy), encodeManifest(m));
-  assert.equal(made, m.extents.length, 'each extent is taken once');
+  assert.equal(made, 2 * m.extents.length, 'two walks: the records, then the digests');
   assert.throws(() => encodeManifest({ ...m, extents: 7 as unknown as Manifest['extents'] }), TypeError);
+  // A generator object walks once: the second walk finds nothing, which is refused rather than encoded.
+  const once = (function* () {
+    yield* m.extents;
+  })();
+  assert.throws(() => encodeManifest({ ...m, extents: once }), /the extents changed between two walks/);
+});
+
+test('openManifest checks every record up front and makes the extents on each walk', () => {
+  const m = smallManifest();
+  const bytes = encodeManifest(m);
+  const view = openManifest(bytes, m.id);
+  assert.equal(view.extentCount, m.extents.length);
+  assert.deepEqual([...view.extents()], m.extents);
+  assert.deepEqual([...view.extents()], m.extents, 'a second walk gives the same extents');
+  assert.equal(view.byteLength, bytes.length);
+  const { byteLength: _b, extentCount: _n, extents: _e, ...head } = view;
+  const { extents: _m, ...expected } = m;
+  assert.deepEqual(head, expected);
+  // A record pointing at a pack the manifest does not list fails the open, not a later walk.
+  const { json, rest } = splitBody(bodyOf(bytes));
+  assert.throws(() => openManifest(seal(joinBody({ ...json, packs: (json.packs as string[]).slice(0, 1) }, rest))), damaged('MANIFEST_DAMAGED', /refers to pack 1/));
 });
 
 test('round trip: an empty database, a null databaseDigest, only zero extents, a null fileName', () => {
