@@ -123,6 +123,72 @@ test('a snapshot of a database that was already corrupt restores to nothing: int
   assert.equal(quick, 'INTEGRITY_CHECK', 'quick_check sees a scribbled b-tree page too');
 });
 
+test('the integrity check split across threads finds what PRAGMA integrity_check finds, whole or split', async (t) => {
+  // Split, integrity_check is quick_check of the whole file plus integrity_check(<table>) per table. Each
+  // damage below is seen by only one of those parts: an index whose content does not match its table (the
+  // per-table checks; quick_check passes it) and a free-list count one short (quick_check; the per-table
+  // checks pass it). Snapshots copy pages without judging them, so both restore as far as the check.
+  const dir = tempDir(t);
+  const damaged: [string, (db: Database.Database, path: string) => void, RegExp][] = [
+    [
+      'index',
+      (db) => {
+        db.unsafeMode(true);
+        db.pragma('writable_schema = ON');
+        db.prepare("UPDATE sqlite_schema SET sql = 'CREATE INDEX items_n ON items(name)' WHERE name = 'items_n'").run();
+      },
+      /PRAGMA integrity_check\('items'\) of the restored database failed: row \d+ missing from index items_n/,
+    ],
+    [
+      'freelist',
+      (db, path) => {
+        db.exec('DELETE FROM items WHERE id % 2 = 0');
+        db.close();
+        const fd = openSync(path, 'r+');
+        const count = Buffer.alloc(4);
+        readSync(fd, count, 0, 4, 36);
+        assert.ok(count.readUInt32BE(0) > 1, 'the deletes left free pages');
+        count.writeUInt32BE(count.readUInt32BE(0) - 1);
+        writeSync(fd, count, 0, 4, 36);
+        closeSync(fd);
+      },
+      /PRAGMA (quick_check|integrity_check) of the restored database failed: .*Freelist: size is \d+ but should be \d+/s,
+    ],
+  ];
+  for (const [name, damage, expected] of damaged) {
+    const src = join(dir, `${name}.db`);
+    createDatabase(src, { rows: 3000 });
+    const db = new Database(src);
+    damage(db, src);
+    if (db.open) db.close();
+    const vault = `file://${join(dir, `vault-${name}`)}`;
+    const s = await snapshot({ source: src, url: vault });
+    for (const checkThreads of [1, 2]) {
+      const target = join(dir, `${name}-${checkThreads}.db`);
+      await assert.rejects(restore({ url: vault, path: target, checkThreads }), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'INTEGRITY_CHECK', err.message);
+        assert.ok(err.message.includes(s.id), err.message);
+        if (checkThreads === 2) assert.match(err.message, expected);
+        else assert.match(err.message, /PRAGMA integrity_check of the restored database failed/);
+        return true;
+      });
+      assert.equal(existsSync(target), false, `${name}, ${checkThreads} thread(s): nothing is put in place`);
+    }
+    if (name === 'index') {
+      const quick = await restore({ url: vault, path: join(dir, 'index-quick.db'), quickCheck: true });
+      assert.equal(quick.check, 'quick_check', 'quick_check alone does not see the index: the per-table checks did');
+    }
+  }
+  assert.deepEqual(readdirSync(dir).filter((f) => f.includes('pagevault-')), [], 'no temp file left');
+  const intact = join(dir, 'intact.db');
+  createDatabase(intact, { rows: 3000 });
+  const vault = `file://${join(dir, 'vault-intact')}`;
+  await snapshot({ source: intact, url: vault });
+  const r = await restore({ url: vault, path: join(dir, 'intact-restored.db'), checkThreads: 2 });
+  assert.equal(r.check, 'integrity_check');
+  assert.equal(integrityCheck(join(dir, 'intact-restored.db')), 'ok');
+});
+
 test('the whole-database digest is checked on the file as written: a manifest whose chunks verify but whose digest differs is refused', async (t) => {
   // Every chunk decodes and matches its own digest; only the read-back of the file, chunk by chunk in blocks of
   // many chunks (the database spans several blocks and ends in a short chunk), can tell.
