@@ -37,10 +37,13 @@ export class Locations {
   #zstd: Uint8Array;
   #digests: Uint8Array;
   /**
-   * A hash table over the content: the digest's first 31 bits (a small integer, cheap as a Map key) -> the
-   * newest location with them, and #next chaining to older ones; find() compares whole digests along it.
+   * A hash table over the content, in typed arrays too: a bucket (chosen by the digest's first 31 bits) holds
+   * the newest location in it and #next chains to older ones; find() compares whole digests along the chain.
+   * Only a content's first location is linked (#next NOT_LINKED otherwise). Buckets number at least twice the
+   * linked locations, doubling as they come.
    */
-  readonly #byPrefix = new Map<number, number>();
+  #heads: Int32Array;
+  #linked = 0;
   #next: Int32Array;
 
   /** `capacity`: the locations expected (a parent's extent count and the chunks to come); it grows past it. */
@@ -53,6 +56,7 @@ export class Locations {
     this.#zstd = new Uint8Array(n);
     this.#digests = new Uint8Array(n * DIGEST);
     this.#next = new Int32Array(n);
+    this.#heads = new Int32Array(2 ** Math.ceil(Math.log2(2 * n))).fill(-1);
   }
 
   get count(): number {
@@ -76,17 +80,30 @@ export class Locations {
     this.#rawLength[i] = l.rawLength;
     this.#zstd[i] = l.codec === 'zstd' ? 1 : 0;
     this.#digests.set(l.digest, i * DIGEST);
+    this.#next[i] = NOT_LINKED;
     if (!known) {
-      const prefix = prefixOf(l.digest);
-      this.#next[i] = this.#byPrefix.get(prefix) ?? -1;
-      this.#byPrefix.set(prefix, i);
+      if (2 * (this.#linked + 1) > this.#heads.length) this.#rehash(2 * this.#heads.length);
+      this.#link(i);
     }
     return i;
   }
 
+  #link(i: number): void {
+    const bucket = prefixOf(this.#digests, i * DIGEST) & (this.#heads.length - 1);
+    this.#next[i] = this.#heads[bucket]!;
+    this.#heads[bucket] = i;
+    this.#linked++;
+  }
+
+  #rehash(buckets: number): void {
+    this.#heads = new Int32Array(buckets).fill(-1);
+    this.#linked = 0;
+    for (let i = 0; i < this.#count; i++) if (this.#next[i] !== NOT_LINKED) this.#link(i);
+  }
+
   /** The location of content with this digest and raw length, or -1. */
   find(digest: Uint8Array, rawLength: number): number {
-    for (let i = this.#byPrefix.get(prefixOf(digest)) ?? -1; i >= 0; i = this.#next[i]!) {
+    for (let i = this.#heads[prefixOf(digest, 0) & (this.#heads.length - 1)]!; i >= 0; i = this.#next[i]!) {
       if (this.#rawLength[i] === rawLength && this.#sameDigest(i, digest)) return i;
     }
     return -1;
@@ -125,9 +142,12 @@ export class Locations {
   }
 }
 
-function prefixOf(digest: Uint8Array): number {
-  return ((digest[0]! << 23) | (digest[1]! << 15) | (digest[2]! << 7) | (digest[3]! >>> 1)) >>> 0;
+/** The first 31 bits of the digest at `at`. */
+function prefixOf(d: Uint8Array, at: number): number {
+  return ((d[at]! << 23) | (d[at + 1]! << 15) | (d[at + 2]! << 7) | (d[at + 3]! >>> 1)) >>> 0;
 }
+
+const NOT_LINKED = -2;
 
 /** A fixed chunk's content: a location index, or one of these. */
 export const UNSET = -1;

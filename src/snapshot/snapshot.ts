@@ -11,6 +11,7 @@
 import type { Database } from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import { codecDefaults, snapshotDefaults, storageDefaults } from '../config/defaults.ts';
 import { CodecPool, returnedBuffers } from '../chunk/pool.ts';
@@ -307,6 +308,9 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
         }
       },
     };
+    // The passes over every chunk below each take tens of ms at 65,536 chunks: the event loop gets a turn
+    // between them (an application snapshotting its own database keeps serving).
+    await yieldToEventLoop();
     let digest: string | null = null;
     if (patches.length === 0) {
       digest = databaseDigest(
@@ -350,6 +354,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       packs,
       extents,
     };
+    await yieldToEventLoop();
     const encoded = encodeManifest(manifest);
     const bytesUploaded = manifest.stats.bytesUploaded + encoded.length;
     throwIfCancelled(signal, failure);

@@ -26,6 +26,11 @@ test('locations are found by digest and raw length, and read back whole after th
   assert.equal(again, n);
   assert.equal(l.find(digestOf(42), 65536), 42);
   assert.equal(l.get(again).pack, 9);
+  // Thousands more: the hash table grows again (its buckets are rebuilt), and every content is still found at
+  // its first location, the one recorded twice included.
+  for (let i = n; i < 3 * n; i++) l.add({ pack: 0, offset: i, length: 1, rawLength: 65536, codec: 'raw', digest: digestOf(i) });
+  for (let i = 0; i < 3 * n; i++) assert.equal(l.find(digestOf(i), 65536), i < n ? i : i + 1, `content ${i}`);
+  assert.equal(l.find(digestOf(3 * n), 65536), -1);
 });
 
 test('fixed chunks: unset until set, zero or a location with its page count, cleared on a restart', () => {
