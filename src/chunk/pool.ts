@@ -329,11 +329,12 @@ export class CodecPool {
   #spawn(index: number): Slot {
     const workerData: CodecWorkerData = { level: this.level };
     const entry = workerEntry();
+    const resourceLimits = { maxYoungGenerationSizeMb: codecDefaults.workerYoungGenerationMb };
     // Node 20 does not apply --import hooks given in a worker's execArgv, so a worker.ts is loaded by a
     // bootstrap that registers tsx in the worker itself.
     const worker = entry.pathname.endsWith('.ts')
-      ? new Worker(`import(${JSON.stringify(tsxApi())}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`, { eval: true, workerData })
-      : new Worker(entry, { workerData });
+      ? new Worker(`import(${JSON.stringify(tsxApi())}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`, { eval: true, workerData, resourceLimits })
+      : new Worker(entry, { workerData, resourceLimits });
     worker.unref();
     const slot: Slot = { worker, jobs: new Set(), messages: 0, started: false };
     worker.on('message', (reply: CodecReply) => this.#onReply(slot, reply));
