@@ -301,10 +301,12 @@ export function encodeManifest(m: ManifestToEncode): Buffer {
   start.varint(json.length);
   start.bytes(json);
   start.varint(count);
-  const body = Buffer.allocUnsafe(start.result().length + records.result().length + stored * DIGEST_SIZE);
+  const fields = start.result();
+  const rows = records.result();
+  const body = Buffer.allocUnsafe(fields.length + rows.length + stored * DIGEST_SIZE);
   if (body.length > 0xffff_ffff) throw new RangeError(`encode manifest ${head.id}: the body is ${body.length} bytes, more than 4 GiB`);
-  let at = start.result().copy(body, 0);
-  at += records.result().copy(body, at);
+  let at = fields.copy(body, 0);
+  at += rows.copy(body, at);
   let digests = 0;
   for (const e of m.extents) {
     if (e.kind !== 'stored') continue;
