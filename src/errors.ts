@@ -26,6 +26,15 @@ export class IntegrityError extends PagevaultError {}
 /** A restore target that already exists and was not to be replaced. */
 export class TargetExistsError extends PagevaultError {}
 
+/**
+ * A restore target that another process holds: SQLite's locks on the database or its -shm, or an open file
+ * descriptor. Replacing it would pull the file out from under that process (its next commits would be lost).
+ */
+export class TargetInUseError extends PagevaultError {}
+
+/** The restore target cannot be written: its directory is missing or read-only, the disk is full, and the like. */
+export class TargetWriteError extends PagevaultError {}
+
 /** The operation was cancelled through its AbortSignal (or a signal to the process). */
 export class AbortedError extends PagevaultError {
   constructor(message = 'the operation was aborted', options?: { cause?: unknown }) {

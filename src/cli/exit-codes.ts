@@ -1,6 +1,6 @@
 // The exit codes of the pagevault CLI: one table (the README repeats it) and the one function that maps an
 // error to a code. Only main.ts calls process.exit, with what this file decides.
-import { IntegrityError, SourceError, StorageError, TargetExistsError, UsageError } from '../errors.ts';
+import { IntegrityError, SourceError, StorageError, TargetExistsError, TargetInUseError, TargetWriteError, UsageError } from '../errors.ts';
 
 export const exitCodes = {
   ok: { code: 0, meaning: 'success (also a restore skipped by --if-not-exists or --if-replica-exists)' },
@@ -10,6 +10,9 @@ export const exitCodes = {
   storage: { code: 4, meaning: 'object storage: unreachable, credentials refused, missing bucket, no such snapshot' },
   integrity: { code: 5, meaning: 'integrity: a corrupt or tampered object, a digest mismatch, a failed integrity check' },
   targetExists: { code: 6, meaning: 'the restore target exists (pass --force to replace it)' },
+  targetInUse: { code: 7, meaning: 'the restore target is in use: another process has the database or its -wal/-shm open (stop it first)' },
+  targetWrite: { code: 8, meaning: 'the restore target cannot be written: its directory is missing or not writable, or the disk is full' },
+  sourceDamaged: { code: 9, meaning: 'the snapshot was published, but the source database failed its check (see the message)' },
   sigint: { code: 130, meaning: 'interrupted by SIGINT: uploads aborted, nothing published' },
   sigterm: { code: 143, meaning: 'terminated by SIGTERM: uploads aborted, nothing published' },
 } as const;
@@ -28,5 +31,7 @@ export function exitCodeFor(err: unknown, signal?: NodeJS.Signals): ExitCode {
   if (err instanceof StorageError) return exitCodes.storage.code;
   if (err instanceof IntegrityError) return exitCodes.integrity.code;
   if (err instanceof TargetExistsError) return exitCodes.targetExists.code;
+  if (err instanceof TargetInUseError) return exitCodes.targetInUse.code;
+  if (err instanceof TargetWriteError) return exitCodes.targetWrite.code;
   return exitCodes.failure.code;
 }

@@ -5,7 +5,7 @@ import { IntegrityError, StorageError } from '../errors.ts';
 import type { StorageClient } from '../storage/client.ts';
 import { decodeConfig, encodeConfig, newRepositoryConfig } from './config.ts';
 import { isSnapshotId } from './ids.ts';
-import { configKey, manifestKey, manifestPrefix, snapshotIdFromManifestKey } from './layout.ts';
+import { configKey, manifestKey, manifestPrefix, packsPrefix, snapshotIdFromManifestKey } from './layout.ts';
 import { decodeManifest, openManifest, type ManifestView } from './manifest.ts';
 import type { Manifest, RepositoryConfig } from './model.ts';
 
@@ -17,21 +17,43 @@ function isCode(err: unknown, code: string): boolean {
   return err instanceof StorageError && err.code === code;
 }
 
-/** The repository config, or undefined when the vault holds none (no snapshot was ever written there). */
+/**
+ * The repository config, or undefined when the vault holds nothing of pagevault's at all (no config, no
+ * manifest, no pack: a vault no snapshot was ever written into). A vault that has manifests or packs but no
+ * config was damaged by something else (a deleted object, a lifecycle rule, a wrong prefix copy): that is
+ * IntegrityError CONFIG_MISSING, never "empty", so that a restore does not report "no snapshot" and a
+ * snapshot does not quietly write a new config over the evidence. A damaged config is CONFIG_DAMAGED.
+ */
 export async function readRepository(storage: StorageClient, options: Options = {}): Promise<RepositoryConfig | undefined> {
   let bytes: Buffer;
   try {
     bytes = await storage.getObject(configKey, options);
   } catch (err) {
-    if (isCode(err, 'NOT_FOUND')) return undefined;
-    throw err;
+    if (!isCode(err, 'NOT_FOUND')) throw err;
+    const found = await anyKey(storage, [manifestPrefix, packsPrefix], options);
+    if (found === undefined) return undefined;
+    throw new IntegrityError(
+      'CONFIG_MISSING',
+      `vault ${storage.url} holds ${found} but its repository config ${configKey} is missing: ` +
+        `something other than pagevault deleted it; put back a copy (bucket versioning, another replica) before using this vault`,
+      { cause: err },
+    );
   }
   return decodeConfig(bytes, `${storage.url}/${configKey}`);
 }
 
+/** The first key found under any of `prefixes`, or undefined when none holds one. */
+async function anyKey(storage: StorageClient, prefixes: string[], options: Options): Promise<string | undefined> {
+  for (const prefix of prefixes) {
+    for await (const object of storage.list(prefix, options)) return object.key;
+  }
+  return undefined;
+}
+
 /**
- * The repository config, written first (conditionally) if the vault has none. Refuses a vault written by a
- * newer pagevault (IntegrityError CONFIG_VERSION), before anything else is written into it.
+ * The repository config, written first (conditionally) if the vault is empty. Refuses a vault written by a
+ * newer pagevault (IntegrityError CONFIG_VERSION), and one whose config is missing or damaged (see
+ * readRepository), before anything else is written into it.
  */
 export async function ensureRepository(storage: StorageClient, options: Options = {}): Promise<RepositoryConfig> {
   const existing = await readRepository(storage, options);
