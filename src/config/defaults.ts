@@ -49,6 +49,13 @@ export const storageDefaults = {
   retryBaseDelayMs: 200,
   retryMaxDelayMs: 10_000,
   retryBudgetMs: 120_000,
+  /**
+   * How long aborting a multipart upload (waiting for its parts to stop, then AbortMultipartUpload with its
+   * retries) may take after a failure or a signal. An abort must fit in a container's grace period (Docker
+   * 10 s, Kubernetes 30 s) with room to spare: an upload not aborted in time is swept by a later snapshot
+   * (staleUploadAgeMs) and by the bucket's lifecycle rule.
+   */
+  uploadAbortTimeoutMs: 1_000,
   /** Throttle: 0 means unlimited. Burst is the token bucket's depth, in seconds of the configured rate. */
   bytesPerSecond: 0,
   requestsPerSecond: 0,

@@ -177,6 +177,10 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       if (event.type === 'part') {
         uploadedParts += event.bytes;
         progress();
+      } else if (event.type === 'aborted-upload') {
+        log.debug({ key: event.key, supported: event.supported }, 'aborted the multipart upload of a pack');
+      } else if (event.type === 'abort-failed') {
+        log.warn({ key: event.key, err: event.error.message }, 'could not abort the multipart upload of a pack');
       }
     };
     let uploadedParts = 0;

@@ -79,7 +79,9 @@ export type StorageEvent =
   | { type: 'transfer'; op: string; key: string; direction: 'up' | 'down'; bytes: number }
   | { type: 'part'; key: string; partNumber: number; bytes: number }
   /** supported: false when the server cannot abort (405/501) and the parts stay until a lifecycle rule removes them. */
-  | { type: 'aborted-upload'; key: string; uploadId: string; supported: boolean };
+  | { type: 'aborted-upload'; key: string; uploadId: string; supported: boolean }
+  /** The abort failed or ran out of time (uploadId undefined: the upload's creation had not answered yet). */
+  | { type: 'abort-failed'; key: string; uploadId?: string; error: Error };
 
 export type StorageEventListener = (event: StorageEvent) => void;
 

@@ -3,11 +3,14 @@
 // the snapshot pipeline fills parts from a bounded pool of reusable buffers, so each part is the caller's buffer,
 // borrowed until its writePart() promise settles, and a retried part is resent from that same buffer (the retry
 // wrapper under the client does that). Every part carries its Content-MD5.
+// Cleaning up is bounded in time (abortTimeoutMs): a process told to stop must exit within its grace period,
+// and an upload whose abort did not get through is left to the sweep of stale uploads and the lifecycle rule.
 import { createHash } from 'node:crypto';
 import { MiB, storageDefaults } from '../config/defaults.ts';
 import { AbortedError, UsageError } from '../errors.ts';
+import { raceAbort } from '../util/abort.ts';
 import type { CompletedPart, StorageClient, StorageEventListener } from './client.ts';
-import { checkKey, hasCode } from './errors.ts';
+import { checkKey, hasCode, storageError } from './errors.ts';
 import { Semaphore } from './semaphore.ts';
 
 export interface MultipartUploadOptions {
@@ -15,6 +18,11 @@ export interface MultipartUploadOptions {
   partsInFlight?: number;
   /** Aborts the upload (in-flight parts are cancelled, then the multipart upload is aborted). */
   signal?: AbortSignal;
+  /**
+   * The most time cleaning up after a failure or an abort may take: waiting for in-flight parts to stop, then
+   * AbortMultipartUpload. Default storageDefaults.uploadAbortTimeoutMs.
+   */
+  abortTimeoutMs?: number;
   onEvent?: StorageEventListener;
 }
 
@@ -50,6 +58,7 @@ export class MultipartUpload {
   readonly #client: StorageClient;
   readonly #slots: Semaphore;
   readonly #onEvent: StorageEventListener | undefined;
+  readonly #abortTimeoutMs: number;
   /** Cancels in-flight parts once the upload has failed or been aborted. */
   readonly #cancel = new AbortController();
   readonly #inFlight = new Set<Promise<unknown>>();
@@ -69,6 +78,11 @@ export class MultipartUpload {
     if (!Number.isSafeInteger(inFlight) || inFlight < 1) {
       throw new UsageError('BAD_OPTION', `partsInFlight must be a positive integer, got ${inFlight}`);
     }
+    const abortTimeoutMs = options.abortTimeoutMs ?? storageDefaults.uploadAbortTimeoutMs;
+    if (!Number.isSafeInteger(abortTimeoutMs) || abortTimeoutMs < 1) {
+      throw new UsageError('BAD_OPTION', `abortTimeoutMs must be a positive integer, got ${abortTimeoutMs}`);
+    }
+    this.#abortTimeoutMs = abortTimeoutMs;
     this.key = key;
     this.#client = client;
     this.#slots = new Semaphore(inFlight);
@@ -152,20 +166,49 @@ export class MultipartUpload {
     this.#cleanup = this.#abortUpload();
   }
 
-  /** Waits until no part is in flight, then aborts the multipart upload, if one was created. Never rejects. */
+  /**
+   * Waits until no part is in flight, then aborts the multipart upload, if one was created; all of it within
+   * abortTimeoutMs. Parts still in flight at the deadline do not hold the abort back (a part that arrives
+   * after it is refused by the server). Never rejects: a failed or late abort is kept for abort() and
+   * reported as an 'abort-failed' event.
+   */
   async #abortUpload(): Promise<void> {
+    const deadline = AbortSignal.timeout(this.#abortTimeoutMs);
+    const what = `abort upload ${this.key}`;
     await Promise.resolve(); // let the failing part register before waiting for the rest
-    while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
-    const uploadId = await this.#uploadId?.catch(() => undefined);
+    const settled = (async () => {
+      while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
+    })();
+    await raceAbort(settled, deadline, what).catch(() => {});
+    let uploadId: string | undefined;
+    try {
+      uploadId = await raceAbort(this.#uploadId ?? Promise.resolve(undefined), deadline, what);
+    } catch (err) {
+      if (!deadline.aborted) return; // the upload was never created
+      this.#lateAbort(undefined, err);
+      return;
+    }
     if (uploadId === undefined) return;
     try {
-      await this.#client.abortMultipartUpload(this.key, uploadId);
+      await this.#client.abortMultipartUpload(this.key, uploadId, { signal: deadline });
       this.#onEvent?.({ type: 'aborted-upload', key: this.key, uploadId, supported: true });
     } catch (err) {
       // A server that cannot abort (the s3rver fork) keeps the parts; nothing more can be done from here.
       if (hasCode(err, 'NOT_SUPPORTED')) this.#onEvent?.({ type: 'aborted-upload', key: this.key, uploadId, supported: false });
-      else this.#cleanupError = err as Error;
+      else if (deadline.aborted) this.#lateAbort(uploadId, err);
+      else {
+        this.#cleanupError = err as Error;
+        this.#onEvent?.({ type: 'abort-failed', key: this.key, uploadId, error: err as Error });
+      }
     }
+  }
+
+  #lateAbort(uploadId: string | undefined, cause: unknown): void {
+    const message =
+      `abort upload ${this.key}: ${uploadId === undefined ? 'its creation' : 'the abort'} did not finish within ${this.#abortTimeoutMs} ms; ` +
+      'its parts stay until a later snapshot aborts stale uploads or the bucket lifecycle rule removes them';
+    this.#cleanupError = storageError('TIMEOUT', message, cause);
+    this.#onEvent?.({ type: 'abort-failed', key: this.key, ...(uploadId === undefined ? {} : { uploadId }), error: this.#cleanupError });
   }
 
   /**

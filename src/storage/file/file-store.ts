@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { StorageError, UsageError } from '../../errors.ts';
+import { PagevaultError, StorageError, UsageError } from '../../errors.ts';
 import type {
   CallOptions,
   CompletedPart,
@@ -30,6 +30,12 @@ function check(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw abortedError(what, signal);
 }
 
+/**
+ * Bytes written or read per call, with a look at the signal between calls: an aborted part stops within one
+ * slice (a few ms on a local disk) instead of after its whole 8 MiB or more.
+ */
+const sliceBytes = 1 << 20;
+
 export class FileStore implements StorageClient {
   readonly url: string;
   readonly #root: string;
@@ -53,15 +59,19 @@ export class FileStore implements StorageClient {
     return join(dir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
   }
 
-  /** Writes `chunks` to a new temp file and fsyncs it; returns its path. */
-  async #writeTemp(chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<string> {
+  /** Writes `chunks` to a new temp file and fsyncs it; returns its path. `signal` stops it (the file is removed). */
+  async #writeTemp(chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, signal: AbortSignal | undefined, what: string): Promise<string> {
     const tmp = await this.#tempFile();
     const handle = await fs.open(tmp, 'wx');
     try {
       for await (const chunk of chunks) {
         let done = 0;
-        while (done < chunk.length) done += (await handle.write(chunk, done, chunk.length - done)).bytesWritten;
+        while (done < chunk.length) {
+          check(signal, what);
+          done += (await handle.write(chunk, done, Math.min(sliceBytes, chunk.length - done))).bytesWritten;
+        }
       }
+      check(signal, what);
       await handle.sync();
     } catch (err) {
       await handle.close().catch(() => {});
@@ -104,8 +114,9 @@ export class FileStore implements StorageClient {
     await syncDir(dirname(target));
   }
 
-  #fail(op: string, key: string, err: unknown): never {
-    if (err instanceof StorageError || err instanceof UsageError) throw err;
+  #fail(op: string, key: string, err: unknown, signal?: AbortSignal): never {
+    if (signal?.aborted) throw abortedError(`${op} ${key}`, signal);
+    if (err instanceof PagevaultError) throw err;
     const c = code(err);
     if (c === 'ENOENT' || c === 'EISDIR' || c === 'ENOTDIR') throw storageError('NOT_FOUND', `${op} ${key}: no such object in ${this.url}`, err);
     if (c === 'EACCES' || c === 'EPERM' || c === 'EROFS') throw storageError('ACCESS_DENIED', `${op} ${key}: permission denied in ${this.url}`, err);
@@ -119,14 +130,14 @@ export class FileStore implements StorageClient {
       const existing = await fs.stat(target).catch(() => undefined);
       if (existing?.isDirectory()) throw this.#pathConflict(key, key);
       if (existing) throw storageError('ALREADY_EXISTS', `put ${key}: an object already exists there in ${this.url}`);
-      const tmp = await this.#writeTemp([body]);
+      const tmp = await this.#writeTemp([body], options?.signal, `put ${key}`);
       await this.#publish(tmp, target, true, key);
     } catch (err) {
       if (code(err) === 'EEXIST') {
         if ((await fs.stat(target).catch(() => undefined))?.isDirectory()) throw this.#pathConflict(key, key);
         throw storageError('ALREADY_EXISTS', `put ${key}: an object already exists there in ${this.url}`, err);
       }
-      this.#fail('put', key, err);
+      this.#fail('put', key, err, options?.signal);
     }
   }
 
@@ -134,9 +145,9 @@ export class FileStore implements StorageClient {
     const path = this.#path(key);
     check(options?.signal, `get ${key}`);
     try {
-      return await fs.readFile(path);
+      return await fs.readFile(path, { signal: options?.signal });
     } catch (err) {
-      this.#fail('get', key, err);
+      this.#fail('get', key, err, options?.signal);
     }
   }
 
@@ -152,13 +163,14 @@ export class FileStore implements StorageClient {
       const out = options?.into ? options.into.subarray(0, length) : Buffer.allocUnsafe(length);
       let done = 0;
       while (done < length) {
-        const { bytesRead } = await handle.read(out, done, length - done, offset + done);
+        check(options?.signal, `read ${key}`);
+        const { bytesRead } = await handle.read(out, done, Math.min(sliceBytes, length - done), offset + done);
         if (bytesRead === 0) throw rangePastEnd(key, offset, length, offset + done);
         done += bytesRead;
       }
       return out;
     } catch (err) {
-      return this.#fail('read', key, err);
+      return this.#fail('read', key, err, options?.signal);
     } finally {
       await handle?.close();
     }
@@ -275,13 +287,13 @@ export class FileStore implements StorageClient {
     }
     const etag = digest.toString('hex');
     try {
-      const tmp = await this.#writeTemp([data]);
+      const tmp = await this.#writeTemp([data], options.signal, `upload part ${partNumber} of ${key}`);
       await fs.rename(tmp, join(dir, `${partNumber}-${etag}`));
       for (const name of await fs.readdir(dir)) {
         if (name.startsWith(`${partNumber}-`) && name !== `${partNumber}-${etag}`) await fs.rm(join(dir, name), { force: true });
       }
     } catch (err) {
-      this.#fail(`upload part ${partNumber} of`, key, err);
+      this.#fail(`upload part ${partNumber} of`, key, err, options.signal);
     }
     return etag;
   }
@@ -297,11 +309,11 @@ export class FileStore implements StorageClient {
           throw storageError('REJECTED', `complete upload ${key}: part ${parts[i]!.partNumber} with etag ${parts[i]!.etag} was not uploaded`, err);
         });
       }
-      const tmp = await this.#writeTemp(readFiles(files));
+      const tmp = await this.#writeTemp(readFiles(files), options?.signal, `complete upload ${key}`);
       await this.#publish(tmp, target, false, key);
       await fs.rm(dir, { recursive: true, force: true });
     } catch (err) {
-      this.#fail('complete upload', key, err);
+      this.#fail('complete upload', key, err, options?.signal);
     }
   }
 

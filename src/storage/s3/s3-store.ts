@@ -23,11 +23,14 @@ import {
   S3Client,
   UploadPartCommand,
   type S3ClientConfig,
+  type S3ClientResolvedConfig,
+  type ServiceInputTypes,
+  type ServiceOutputTypes,
   type ServerSideEncryption,
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { AwsCredentialIdentityProvider } from '@smithy/types';
+import type { AwsCredentialIdentityProvider, Command } from '@smithy/types';
 import { storageDefaults } from '../../config/defaults.ts';
 import { PagevaultError, UsageError } from '../../errors.ts';
 import type {
@@ -42,6 +45,7 @@ import type {
   UploadPartOptions,
 } from '../client.ts';
 import { abortedError, checkKey, checkRange, rangePastEnd, storageError } from '../errors.ts';
+import { raceAbort } from '../../util/abort.ts';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -192,6 +196,18 @@ export class S3Store implements StorageClient {
     );
   }
 
+  /**
+   * Sends a command, cancelled by `signal`: the SDK destroys the request when it fires. Its rejection first
+   * awaits its own body writer (a 100-continue wait may last 6 s), which today ends with the destroyed
+   * request; we stop waiting the moment the signal fires whatever the SDK's version does.
+   */
+  #send<I extends ServiceInputTypes, O extends ServiceOutputTypes>(
+    command: Command<ServiceInputTypes, I, ServiceOutputTypes, O, S3ClientResolvedConfig>,
+    signal: AbortSignal | undefined,
+  ): Promise<O> {
+    return raceAbort(this.#s3.send(command, { abortSignal: signal }), signal, `s3 ${command.constructor.name}`);
+  }
+
   #key(key: string): string {
     checkKey(key);
     return this.#prefix + key;
@@ -248,7 +264,7 @@ export class S3Store implements StorageClient {
     const digest = md5(body);
     let etag: string | undefined;
     try {
-      const out = await this.#s3.send(
+      const out = await this.#send(
         new PutObjectCommand({
           Bucket: this.#bucket,
           Key,
@@ -258,7 +274,7 @@ export class S3Store implements StorageClient {
           IfNoneMatch: '*',
           ...this.#encryption(),
         }),
-        { abortSignal: signal },
+        signal,
       );
       etag = unquote(out.ETag);
     } catch (err) {
@@ -274,10 +290,10 @@ export class S3Store implements StorageClient {
     const Key = this.#key(key);
     const signal = options?.signal;
     try {
-      const out = await this.#s3.send(new GetObjectCommand({ Bucket: this.#bucket, Key }), { abortSignal: signal });
+      const out = await this.#send(new GetObjectCommand({ Bucket: this.#bucket, Key }), signal);
       const size = out.ContentLength;
-      if (size === undefined) return Buffer.from(await out.Body!.transformToByteArray());
-      return await this.#readBody(out.Body as Readable, Buffer.allocUnsafe(size), `get ${key}`);
+      if (size === undefined) return Buffer.from(await raceAbort(out.Body!.transformToByteArray(), signal, `get ${key}`));
+      return await this.#readBody(out.Body as Readable, Buffer.allocUnsafe(size), `get ${key}`, signal);
     } catch (err) {
       this.#fail('get', key, err, signal);
     }
@@ -286,11 +302,21 @@ export class S3Store implements StorageClient {
   /**
    * Copies a response body into `into`, which must be filled exactly; fewer bytes is TRUNCATED. With `extra`,
    * bytes past `into` are dropped (a server that sent more of the object than the range asked for), otherwise
-   * they are an error. Reads with 'data' events, measurably cheaper than async iteration per chunk.
+   * they are an error. Reads with 'data' events, measurably cheaper than async iteration per chunk. `signal`
+   * destroys the body mid-stream (the SDK's own abort listener lives only as long as its request object).
    */
-  async #readBody(body: Readable, into: Buffer, what: string, extra = false): Promise<Buffer> {
+  async #readBody(body: Readable, into: Buffer, what: string, signal: AbortSignal | undefined, extra = false): Promise<Buffer> {
+    let onAbort: (() => void) | undefined;
     const done = await new Promise<number>((resolve, reject) => {
       let n = 0;
+      if (signal) {
+        onAbort = () => {
+          body.destroy();
+          reject(abortedError(what, signal));
+        };
+        if (signal.aborted) return onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
       body.on('data', (chunk: Buffer) => {
         if (n + chunk.length > into.length) {
           body.destroy();
@@ -305,6 +331,8 @@ export class S3Store implements StorageClient {
       body.once('end', () => resolve(n));
       body.once('error', reject);
       body.once('close', () => resolve(n)); // closed early without an error: reported as truncated below
+    }).finally(() => {
+      if (onAbort) signal!.removeEventListener('abort', onAbort);
     });
     if (done !== into.length) {
       throw storageError('TRUNCATED', `${what} in ${this.url}: the response ended after ${done} of ${into.length} bytes`);
@@ -318,9 +346,9 @@ export class S3Store implements StorageClient {
     const signal = options?.signal;
     const target = options?.into ? options.into.subarray(0, length) : Buffer.allocUnsafe(length);
     try {
-      const out = await this.#s3.send(
+      const out = await this.#send(
         new GetObjectCommand({ Bucket: this.#bucket, Key, Range: `bytes=${offset}-${offset + length - 1}` }),
-        { abortSignal: signal },
+        signal,
       );
       const body = out.Body as Readable;
       const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(out.ContentRange ?? '');
@@ -342,7 +370,7 @@ export class S3Store implements StorageClient {
         throw rangePastEnd(key, offset, length, Number.isFinite(total) ? total : offset + out.ContentLength);
       }
       // The s3rver fork reads `bytes=0-0` as `bytes=0-`: keep what was asked for, drop the rest.
-      return await this.#readBody(body, target, `read ${key}`, Number(range[2]) > offset + length - 1);
+      return await this.#readBody(body, target, `read ${key}`, signal, Number(range[2]) > offset + length - 1);
     } catch (err) {
       if (classifyS3Error(err) === 'INVALID_RANGE' && !(err instanceof PagevaultError)) {
         throw storageError('INVALID_RANGE', `read ${key}: range ${offset}+${length} is past the end of the object in ${this.url}`, err);
@@ -354,7 +382,7 @@ export class S3Store implements StorageClient {
   async head(key: string, options?: CallOptions): Promise<ObjectInfo> {
     const Key = this.#key(key);
     try {
-      const out = await this.#s3.send(new HeadObjectCommand({ Bucket: this.#bucket, Key }), { abortSignal: options?.signal });
+      const out = await this.#send(new HeadObjectCommand({ Bucket: this.#bucket, Key }), options?.signal);
       return {
         key,
         size: out.ContentLength ?? 0,
@@ -373,14 +401,14 @@ export class S3Store implements StorageClient {
     do {
       let page;
       try {
-        page = await this.#s3.send(
+        page = await this.#send(
           new ListObjectsV2Command({
             Bucket: this.#bucket,
             Prefix: this.#prefix + prefix,
             MaxKeys: this.#options.listPageSize ?? storageDefaults.listPageSize,
             ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}),
           }),
-          { abortSignal: signal },
+          signal,
         );
       } catch (err) {
         this.#fail('list', prefix, err, signal);
@@ -409,9 +437,9 @@ export class S3Store implements StorageClient {
       const first = keys[i]!;
       let out;
       try {
-        out = await this.#s3.send(
+        out = await this.#send(
           new DeleteObjectsCommand({ Bucket: this.#bucket, Delete: { Objects: slice.map((Key) => ({ Key })), Quiet: true } }),
-          { abortSignal: options?.signal },
+          options?.signal,
         );
       } catch (err) {
         this.#fail('delete', `${first} (and ${slice.length - 1} more)`, err, options?.signal);
@@ -429,9 +457,7 @@ export class S3Store implements StorageClient {
   async createMultipartUpload(key: string, options?: CallOptions): Promise<string> {
     const Key = this.#key(key);
     try {
-      const out = await this.#s3.send(new CreateMultipartUploadCommand({ Bucket: this.#bucket, Key, ...this.#encryption() }), {
-        abortSignal: options?.signal,
-      });
+      const out = await this.#send(new CreateMultipartUploadCommand({ Bucket: this.#bucket, Key, ...this.#encryption() }), options?.signal);
       if (!out.UploadId) throw storageError('REJECTED', `start upload ${key} in ${this.url}: the server returned no upload id`);
       return out.UploadId;
     } catch (err) {
@@ -444,7 +470,7 @@ export class S3Store implements StorageClient {
     const what = `upload part ${partNumber} of`;
     let etag: string | undefined;
     try {
-      const out = await this.#s3.send(
+      const out = await this.#send(
         new UploadPartCommand({
           Bucket: this.#bucket,
           Key,
@@ -454,7 +480,7 @@ export class S3Store implements StorageClient {
           ContentLength: data.length,
           ContentMD5: options.md5,
         }),
-        { abortSignal: options.signal },
+        options.signal,
       );
       etag = unquote(out.ETag);
     } catch (err) {
@@ -468,14 +494,14 @@ export class S3Store implements StorageClient {
   async completeMultipartUpload(key: string, uploadId: string, parts: readonly CompletedPart[], options?: CallOptions): Promise<void> {
     const Key = this.#key(key);
     try {
-      await this.#s3.send(
+      await this.#send(
         new CompleteMultipartUploadCommand({
           Bucket: this.#bucket,
           Key,
           UploadId: uploadId,
           MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })) },
         }),
-        { abortSignal: options?.signal },
+        options?.signal,
       );
     } catch (err) {
       this.#fail('complete upload', key, err, options?.signal);
@@ -485,9 +511,7 @@ export class S3Store implements StorageClient {
   async abortMultipartUpload(key: string, uploadId: string, options?: CallOptions): Promise<void> {
     const Key = this.#key(key);
     try {
-      await this.#s3.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key, UploadId: uploadId }), {
-        abortSignal: options?.signal,
-      });
+      await this.#send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key, UploadId: uploadId }), options?.signal);
     } catch (err) {
       if (classifyS3Error(err) === 'NOT_FOUND') return; // already aborted or completed
       this.#fail('abort upload', key, err, options?.signal);
@@ -500,14 +524,14 @@ export class S3Store implements StorageClient {
     for (;;) {
       let page;
       try {
-        page = await this.#s3.send(
+        page = await this.#send(
           new ListMultipartUploadsCommand({
             Bucket: this.#bucket,
             Prefix: this.#prefix + prefix,
             ...(keyMarker ? { KeyMarker: keyMarker } : {}),
             ...(uploadIdMarker ? { UploadIdMarker: uploadIdMarker } : {}),
           }),
-          { abortSignal: options?.signal },
+          options?.signal,
         );
       } catch (err) {
         this.#fail('list uploads', prefix, err, options?.signal);

@@ -1,6 +1,9 @@
 // ThrottleStore limits bytes per second (uploads and downloads together) and requests per second, each with a
 // token bucket, and reports the bytes each successful request moved ('transfer' events). A request larger than
 // the bucket goes into debt rather than waiting forever, so the average rate holds whatever the part size.
+// Two rules keep an abort prompt under a low rate: a request that carries no body (start, complete or abort an
+// upload, head, list, delete) never waits for the byte bucket, whatever the debt the parts in flight ran up;
+// and a request cancelled while it waits gives its tokens back, so a cancelled part leaves no debt behind.
 import { storageDefaults } from '../../config/defaults.ts';
 import { UsageError } from '../../errors.ts';
 import type { StorageClient, StorageEventListener } from '../client.ts';
@@ -30,6 +33,11 @@ export class TokenBucket {
     this.#last = now;
     this.#tokens -= n;
     return this.#tokens >= 0 ? 0 : (-this.#tokens / this.#rate) * 1000;
+  }
+
+  /** Gives back `n` tokens taken by a request that never went ahead (it was cancelled while waiting). */
+  refund(n: number): void {
+    this.#tokens = Math.min(this.#burst, this.#tokens + n);
   }
 }
 
@@ -66,10 +74,18 @@ export class ThrottleStore extends StorageWrapper {
   }
 
   protected override async around<T>(call: Call, fn: () => Promise<T>): Promise<T> {
-    const wait = Math.max(this.#requests?.take(1) ?? 0, this.#bytes?.take((call.up ?? 0) + (call.down ?? 0)) ?? 0);
+    const bytes = (call.up ?? 0) + (call.down ?? 0);
+    const bytesBucket = bytes > 0 || call.unsized ? this.#bytes : undefined;
+    const wait = Math.max(this.#requests?.take(1) ?? 0, bytesBucket?.take(bytes) ?? 0);
     if (wait > 0) {
       this.#onEvent?.({ type: 'throttled', op: call.op, key: call.key, waitMs: Math.round(wait) });
-      await sleep(wait, call.signal, `${call.op} ${call.key}`);
+      try {
+        await sleep(wait, call.signal, `${call.op} ${call.key}`);
+      } catch (err) {
+        this.#requests?.refund(1);
+        bytesBucket?.refund(bytes);
+        throw err;
+      }
     }
     const result = await fn();
     // A whole-object get learns its size only now: charge it, so that the next request waits for it.

@@ -18,6 +18,8 @@ export interface Call {
   up?: number;
   /** Bytes the response brings, when known before the call. */
   down?: number;
+  /** The response brings a body of a size learnt only from it (a whole-object get). */
+  unsized?: boolean;
   signal?: AbortSignal | undefined;
 }
 
@@ -52,7 +54,7 @@ export abstract class StorageWrapper implements StorageClient {
   }
 
   getObject(key: string, options?: CallOptions): Promise<Buffer> {
-    return this.around({ op: 'get', key, signal: options?.signal }, () => this.inner.getObject(key, options));
+    return this.around({ op: 'get', key, unsized: true, signal: options?.signal }, () => this.inner.getObject(key, options));
   }
 
   readRange(key: string, offset: number, length: number, options?: ReadRangeOptions): Promise<Buffer> {
