@@ -4,9 +4,12 @@
 
 export class PagevaultError extends Error {
   readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  /** What the user can do about it, when the thrower knows better than a hint by kind of error would. */
+  readonly hint: string | undefined;
+  constructor(code: string, message: string, options?: { cause?: unknown; hint?: string }) {
     super(message, options);
     this.code = code;
+    this.hint = options?.hint;
     this.name = new.target.name;
   }
 }
@@ -37,7 +40,7 @@ export class TargetWriteError extends PagevaultError {}
 
 /** The operation was cancelled through its AbortSignal (or a signal to the process). */
 export class AbortedError extends PagevaultError {
-  constructor(message = 'the operation was aborted', options?: { cause?: unknown }) {
+  constructor(message = 'the operation was aborted', options?: { cause?: unknown; hint?: string }) {
     super('ABORTED', message, options);
   }
 }

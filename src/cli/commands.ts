@@ -2,11 +2,11 @@
 // module is imported only when that command runs, and turns the parsed flags into options for one library call.
 import type { Logger } from 'pino';
 import type { Options, PositionalOptions } from 'yargs';
-import { snapshotDefaults, storageDefaults } from '../config/defaults.ts';
+import { snapshotDefaults, sourceDefaults, storageDefaults } from '../config/defaults.ts';
 import { UsageError } from '../errors.ts';
 import type { StorageOptions } from '../index.ts';
 import type { Progress } from './progress.ts';
-import { formatBytes } from './units.ts';
+import { formatBytes, parseDuration } from './units.ts';
 
 /** What main.ts hands a command besides its flags. */
 export interface Context {
@@ -21,6 +21,11 @@ export interface Context {
 export interface CommandResult {
   value: unknown;
   text: string;
+  /**
+   * The command did what it could and still failed (an `ls` that met damaged objects): `text` is printed, then
+   * the error, and the error decides the exit code; with --json, `value`'s fields go beside `error`.
+   */
+  error?: unknown;
 }
 
 export interface CommandModule {
@@ -60,9 +65,9 @@ const s3Options: Record<string, Options> = {
   region: { type: 'string', group: 'S3:', describe: `region (default AWS_REGION, the profile's, or ${storageDefaults.customEndpointRegion} for a custom endpoint)` },
   'path-style': { type: 'boolean', group: 'S3:', describe: 'path-style addressing (default on for a custom endpoint, off for AWS)' },
   'retry-budget': {
-    type: 'number',
+    type: 'string',
     group: 'S3:',
-    describe: `seconds one storage request may spend on retries before the command fails (default ${storageDefaults.retryBudgetMs / 1000})`,
+    describe: `how long one storage request may spend on retries before the command fails, a duration like 30s or 5m; a bare number is seconds (default ${storageDefaults.retryBudgetMs / 1000}s)`,
   },
 };
 
@@ -91,6 +96,10 @@ export const commands: CommandSpec[] = [
       'part-size': size(`multipart part size (default ${formatBytes(storageDefaults.partSize)}, at least 5MiB)`),
       'max-bytes-per-second': size('upload bandwidth cap (default none)'),
       'max-bytes-in-flight': size(`part buffers, the memory bound of the upload (default ${formatBytes(snapshotDefaults.maxBytesInFlight)})`),
+      'busy-timeout': {
+        type: 'string',
+        describe: `how long a locked source database is waited for before the snapshot fails (exit 3), a duration like 500ms, 30s or 2m; a bare number is seconds (default ${sourceDefaults.busyTimeoutMs / 1000}s)`,
+      },
     },
     examples: [
       ['$0 snapshot /var/lib/app/app.db s3://backups/app', 'an incremental snapshot into a bucket'],
@@ -105,8 +114,12 @@ export const commands: CommandSpec[] = [
     options: {
       ...s3Options,
       snapshot: { type: 'string', describe: 'the snapshot id to restore (default the newest)' },
-      at: { type: 'string', describe: 'restore the newest snapshot created at or before this ISO 8601 time' },
+      at: { type: 'string', describe: 'restore the newest snapshot created at or before this ISO 8601 time with a zone (2026-11-24T01:00:00Z, 2026-11-24T02:00:00+01:00)' },
       force: { type: 'boolean', describe: 'replace an existing target (its -wal and -shm go too)' },
+      'even-if-open': {
+        type: 'boolean',
+        describe: 'replace the target even while another process has it open (that process loses its later commits); without it that is exit 7',
+      },
       'if-not-exists': { type: 'boolean', describe: 'exit 0 without touching an existing target' },
       'if-replica-exists': { type: 'boolean', describe: 'exit 0 when the vault holds no snapshot' },
       'quick-check': { type: 'boolean', describe: 'PRAGMA quick_check instead of integrity_check' },
@@ -137,7 +150,7 @@ export function storageOptionsFrom(args: Record<string, unknown>): Pick<StorageO
   if (args.sse === 'AES256' || args.sse === 'aws:kms') s3.sse = args.sse;
   if (typeof args.sseKmsKeyId === 'string') s3.kmsKeyId = args.sseKmsKeyId;
   if (args.retryBudget === undefined) return { s3 };
-  const seconds = Number(args.retryBudget);
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('BAD_OPTION', `--retry-budget must be a number of seconds > 0, got ${String(args.retryBudget)}`);
-  return { s3, retry: { budgetMs: seconds * 1000 } };
+  const budgetMs = parseDuration(args.retryBudget as string, 'retry-budget');
+  if (budgetMs <= 0) throw new UsageError('BAD_OPTION', `--retry-budget must be longer than 0, got ${JSON.stringify(String(args.retryBudget))}`);
+  return { s3, retry: { budgetMs } };
 }

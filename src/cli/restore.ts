@@ -13,6 +13,7 @@ export async function run(args: Record<string, unknown>, context: Context): Prom
       snapshot: args.snapshot as string | undefined,
       at: args.at === undefined ? undefined : parseTime(String(args.at), 'at'),
       force: args.force === true,
+      evenIfOpen: args.evenIfOpen === true,
       ifNotExists: args.ifNotExists === true,
       ifReplicaExists: args.ifReplicaExists === true,
       quickCheck: args.quickCheck === true,
@@ -29,9 +30,13 @@ export async function run(args: Record<string, unknown>, context: Context): Prom
 function describe(r: RestoreResult): string {
   if (r.skipped === 'target-exists') return `${r.path} exists: left as it is (--if-not-exists)`;
   if (r.skipped === 'no-snapshot') return `the vault holds no snapshot: nothing restored (--if-replica-exists)`;
+  const aside = (r.movedAside ?? []).map((m) =>
+    m.kept ? `\n  moved ${m.from} aside to ${m.to} (SQLite would have replayed it into the restored database)` : `\n  removed ${m.from} of the replaced database`,
+  );
   return (
-    `restored snapshot ${r.id} to ${r.path}\n` +
+    `restored snapshot ${r.id} (taken ${r.createdAt}) to ${r.path}\n` +
     `  ${r.pageCount} pages of ${r.pageSize} B (${formatBytes(r.pageCount! * r.pageSize!)}), ` +
-    `downloaded ${formatBytes(r.bytesDownloaded ?? 0)}, ${r.check} ok, in ${formatDuration(r.durationMs)}`
+    `downloaded ${formatBytes(r.bytesDownloaded ?? 0)}, ${r.check} ok, in ${formatDuration(r.durationMs)}` +
+    aside.join('')
   );
 }

@@ -14,17 +14,33 @@ export function parseSize(text: string | number, flag: string): number {
   return bytes;
 }
 
-/** "0 B", "900 B", "1.5 KiB", "12.3 MiB", "4.00 GiB". */
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
+export { formatBytes } from '../util/format.ts';
+
+const durationUnits: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60 * 1000,
+  h: 60 * 60 * 1000,
+  d: 24 * 60 * 60 * 1000,
+  w: 7 * 24 * 60 * 60 * 1000,
+  y: 365 * 24 * 60 * 60 * 1000,
+};
+
+/**
+ * Milliseconds from "500ms", "30s", "2m", "90m", "36h", "7d", "2w", "1y" (a year is 365 days) or a bare number
+ * of seconds ("30", "1.5"); one unit, lowercase (m is minutes, never months). UsageError for anything else,
+ * negative values included.
+ */
+export function parseDuration(text: string | number, flag: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y)?\s*$/.exec(String(text));
+  const ms = m ? Math.round(Number(m[1]) * durationUnits[m[2] ?? 's']!) : NaN;
+  if (!Number.isSafeInteger(ms)) {
+    throw new UsageError(
+      'BAD_OPTION',
+      `--${flag} must be a duration like 500ms, 30s, 2m, 36h, 7d, 2w or 1y (a bare number is seconds), got ${JSON.stringify(String(text))}`,
+    );
   }
-  return `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
+  return ms;
 }
 
 /** "850 ms", "4.2 s", "3 min 07 s". */
@@ -35,11 +51,21 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
 }
 
-/** A Date from an ISO 8601 time ("2026-11-24T01:00:00Z", "2026-11-24"). UsageError otherwise. */
+/**
+ * A Date from an ISO 8601 time that names its zone: "2026-11-24T01:00:00Z", "2026-11-24T02:00:00+01:00",
+ * "2026-11-24T01:00Z", fractions of a second allowed. A time without a zone, or a bare date, is refused
+ * (UsageError): read as local time on one host and as UTC on another, it would pick different snapshots.
+ */
 export function parseTime(text: string, flag: string): Date {
-  const date = /^\d{4}-\d{2}-\d{2}/.test(text) ? new Date(text) : new Date(NaN);
+  const t = text.trim();
+  const zoned = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/i.test(t);
+  const date = zoned ? new Date(t.replace(' ', 'T')) : new Date(NaN);
   if (Number.isNaN(date.getTime())) {
-    throw new UsageError('BAD_OPTION', `--${flag} must be an ISO 8601 time like 2026-11-24T01:00:00Z, got ${JSON.stringify(text)}`);
+    throw new UsageError(
+      'BAD_OPTION',
+      `--${flag} must be an ISO 8601 time with a zone, like 2026-11-24T01:00:00Z or 2026-11-24T02:00:00+01:00, got ${JSON.stringify(text)}` +
+        (/(?:Z|[+-]\d{2}:?\d{2})$/i.test(t) ? '' : ' (a time without Z or an offset, or a bare date, would depend on the local time zone)'),
+    );
   }
   return date;
 }

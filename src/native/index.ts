@@ -28,6 +28,13 @@ export interface NativeBinding {
   close(handle: BackupHandle): void;
   /** SQLite's text for rc plus the destination connection's last message. */
   errmsg(handle: BackupHandle, rc: number): string;
+  /**
+   * Whether another process holds a POSIX lock conflicting with a write lock on [start, start + length) of
+   * the file: 0 no (or no such file), the holder's pid, or -1 for a holder whose pid is not visible here.
+   * Throws (code EACCES, ENOLCK, EIO) when it cannot tell. Never call it on a file this process has open
+   * through SQLite: closing the probe's descriptor would drop this process's own locks on it.
+   */
+  lockHolder(path: string, start: number, length: number): number;
 }
 
 let binding: NativeBinding | undefined;

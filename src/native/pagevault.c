@@ -12,12 +12,19 @@
  * xRead answers zeros with SQLITE_IOERR_SHORT_READ, and the file size is tracked. Nothing here calls
  * into JavaScript and nothing here decides policy; TypeScript validates arguments and decides.
  * Every SQLite call goes through the API table handed to the entry point (sqlite3ext.h).
+ *
+ * One more mechanism, apart from SQLite: lockHolder() tells whether another process holds a POSIX
+ * record lock on a byte range of a file (fcntl F_GETLK), which is how SQLite's unix VFS locks databases.
  */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
 #include <node_api.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sqlite3ext.h"
 SQLITE_EXTENSION_INIT1
@@ -543,6 +550,48 @@ static napi_value pv_errmsg(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* ---------------------------------------------------------------- lock probe */
+
+/*
+ * lockHolder(path, start, length): 0 when no other process holds a POSIX lock that would conflict with a
+ * write lock on [start, start + length) of the file (or the file does not exist), the holder's pid, or -1
+ * when a holder exists whose pid this process cannot see (another pid namespace, an OFD lock). Throws
+ * with the errno name as code when the file cannot be opened or probed. F_GETLK takes no lock. Caveat of
+ * POSIX locks: closing the probe's descriptor drops every POSIX lock this process itself holds on the file,
+ * so the caller must not probe a file its own process has open through SQLite.
+ */
+static napi_value pv_lock_holder(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) return pv_throw(env, "PAGEVAULT_NATIVE", "lockHolder(path, start, length)");
+  char path[4096];
+  size_t len = 0;
+  NAPI_OK(napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &len));
+  if (len == 0 || len >= sizeof(path) - 1) return pv_throw(env, "PAGEVAULT_NATIVE", "lockHolder: bad path length");
+  int64_t start, length;
+  NAPI_OK(napi_get_value_int64(env, argv[1], &start));
+  NAPI_OK(napi_get_value_int64(env, argv[2], &length));
+  if (start < 0 || length < 1) return pv_throw(env, "PAGEVAULT_NATIVE", "lockHolder: bad range");
+  int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return pv_number(env, 0);
+    return pv_throw(env, errno == EACCES ? "EACCES" : "EIO", "lockHolder: cannot open the file");
+  }
+  struct flock fl;
+  memset(&fl, 0, sizeof(fl));
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = (off_t)start;
+  fl.l_len = (off_t)length;
+  int rc = fcntl(fd, F_GETLK, &fl);
+  int err = errno;
+  close(fd);
+  if (rc < 0) return pv_throw(env, err == ENOLCK ? "ENOLCK" : "EIO", "lockHolder: fcntl(F_GETLK) failed");
+  if (fl.l_type == F_UNLCK) return pv_number(env, 0);
+  return pv_number(env, fl.l_pid > 0 ? (double)fl.l_pid : -1);
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   static const struct {
     const char *name;
@@ -550,6 +599,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   } fns[] = {
       {"start", pv_start}, {"step", pv_step},   {"drain", pv_drain},
       {"finish", pv_finish}, {"close", pv_close_fn}, {"errmsg", pv_errmsg},
+      {"lockHolder", pv_lock_holder},
   };
   for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
     napi_value f;

@@ -4,26 +4,42 @@
 //   extent in the codec workers -> positional writes into a temp file beside the target -> fsync ->
 //   whole-database digest read back from the file -> PRAGMA integrity_check -> rename into place -> fsync dir
 //
-// Until the rename, the target is untouched; on any failure the temp file is removed.
-import { createHash, randomBytes } from 'node:crypto';
+// Until the rename, the target is untouched; on any failure the temp file is removed. What happens to the
+// target itself (symlinks, -wal/-shm beside it, other processes holding it, owner and mode) is target.ts.
+import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { lstat, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { basename, dirname, join, resolve } from 'node:path';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { codecDefaults, restoreDefaults } from '../config/defaults.ts';
 import { CodecPool, failedItem, returnedBuffers } from '../chunk/pool.ts';
-import { AbortedError, IntegrityError, StorageError, TargetExistsError, UsageError } from '../errors.ts';
+import { AbortedError, IntegrityError, StorageError, throwIfAborted, UsageError } from '../errors.ts';
 import type { StorageClient } from '../storage/client.ts';
 import { openStorage, parseStorageUrl, type StorageOptions } from '../storage/registry.ts';
 import { BufferPool } from '../util/buffer-pool.ts';
+import { componentLogger } from '../util/logger.ts';
 import { runAll } from '../util/run-all.ts';
 import { parseSnapshotId } from '../vault/ids.ts';
 import { databaseDigest } from '../vault/manifest.ts';
 import type { Manifest } from '../vault/model.ts';
-import { listSnapshotIds, readManifest, readRepository } from '../vault/repository.ts';
+import { packsPrefix } from '../vault/layout.ts';
+import { anyKey, listSnapshotIds, readManifest, readManifestView, readRepository } from '../vault/repository.ts';
 import { planRestore, type PlannedRead } from './plan.ts';
+import {
+  applyOwnership,
+  checkFreeSpace,
+  createMode,
+  inspectTarget,
+  putInPlace,
+  refuseIfHeld,
+  removeStaleTemps,
+  SIDECARS,
+  targetWriteFailure,
+  tempPathFor,
+  type MovedAside,
+} from './target.ts';
 
 export interface RestoreOptions {
   url?: string;
@@ -37,9 +53,17 @@ export interface RestoreOptions {
   at?: Date;
   /** Replace an existing target (its -wal and -shm go too). */
   force?: boolean;
+  /**
+   * Replace or create the target even while another process holds it (SQLite's locks, or an open file):
+   * that process's later commits are lost. Without it such a restore fails with TargetInUseError.
+   */
+  evenIfOpen?: boolean;
   /** An existing target is left alone and the restore reports `skipped`. */
   ifNotExists?: boolean;
-  /** A vault without any snapshot is not an error: the restore reports `skipped`. */
+  /**
+   * A vault that holds nothing of pagevault's (no snapshot was ever published there) is not an error: the
+   * restore reports `skipped`. A vault with manifests or packs is never empty (see readRepository).
+   */
   ifReplicaExists?: boolean;
   /** PRAGMA quick_check instead of integrity_check. */
   quickCheck?: boolean;
@@ -54,10 +78,14 @@ export interface RestoreOptions {
 }
 
 export interface RestoreResult {
-  /** Absolute path of the restored database. */
+  /** Absolute path of the restored database (where a symlink at the given path points). */
   path: string;
   /** undefined when skipped. */
   id?: string;
+  /** When the restored snapshot was taken (ISO 8601 UTC). */
+  createdAt?: string;
+  /** -wal, -shm or -journal files that were beside the target, and where they went (see target.ts). */
+  movedAside?: MovedAside[];
   skipped?: 'target-exists' | 'no-snapshot';
   pageSize?: number;
   pageCount?: number;
@@ -65,16 +93,6 @@ export interface RestoreResult {
   databaseDigest?: string | null;
   check?: 'integrity_check' | 'quick_check';
   durationMs: number;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
 }
 
 /** Picks the snapshot to restore: by id, the newest at or before `at`, or the newest. undefined: none. */
@@ -97,7 +115,7 @@ async function chooseSnapshot(storage: StorageClient, options: RestoreOptions): 
 
 export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const started = Date.now();
-  const log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'restore' });
+  const log = componentLogger(options.logger, 'restore');
   if (!options.storage && !options.url) throw new UsageError('BAD_OPTION', 'restore needs a vault url (or a storage client)');
   if (typeof options.path !== 'string' || options.path === '') throw new UsageError('BAD_OPTION', 'restore needs a target path');
   if (options.snapshot && options.at) throw new UsageError('BAD_OPTION', 'give either a snapshot id or a time (--at), not both');
@@ -108,17 +126,10 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   // A bad URL or snapshot id is a usage error whatever the state of the target or the vault.
   if (!options.storage) parseStorageUrl(options.url!, options.storageOptions?.cwd);
   if (options.snapshot) parseSnapshotId(options.snapshot);
-  const target = resolve(options.path);
-  const dir = dirname(target);
-  const dirStat = await stat(dir).catch(() => undefined);
-  if (!dirStat?.isDirectory()) throw new UsageError('BAD_TARGET', `cannot restore to ${target}: the directory ${dir} does not exist`);
-  if (await exists(target)) {
-    if (options.ifNotExists) return { path: target, skipped: 'target-exists', durationMs: Date.now() - started };
-    if (!options.force) {
-      throw new TargetExistsError('TARGET_EXISTS', `${target} already exists: pass --force to replace it (its -wal and -shm go too), or --if-not-exists to keep it`);
-    }
-    if (!(await stat(target)).isFile()) throw new UsageError('BAD_TARGET', `cannot replace ${target}: it is not a regular file`);
-  }
+  const state = await inspectTarget(options.path, { force: options.force === true, ifNotExists: options.ifNotExists === true });
+  if (!state) return { path: resolve(options.path), skipped: 'target-exists', durationMs: Date.now() - started };
+  const target = state.path;
+  if (!options.evenIfOpen) await refuseIfHeld(state, `cannot restore to ${target}`);
 
   const storage = options.storage ?? openStorage(options.url!, { ...options.storageOptions, concurrency: Math.max(concurrency, 2) });
   const ownsStorage = !options.storage;
@@ -126,20 +137,34 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   let codec: CodecPool | undefined;
   let temp: string | undefined;
   let fh: FileHandle | undefined;
+  let size = 0;
+  let id: string | undefined;
   try {
+    // A missing or damaged config with manifests or packs beside it is an integrity error, never "empty".
     const config = await readRepository(storage, { signal });
-    const id = config ? await chooseSnapshot(storage, options) : undefined;
+    id = config ? await chooseSnapshot(storage, options) : undefined;
     if (!id) {
+      const pack = config ? await anyKey(storage, [packsPrefix], { signal }) : undefined;
+      if (pack !== undefined) {
+        throw new IntegrityError(
+          'NO_MANIFEST',
+          `vault ${storage.url} holds packs (${pack}) but no manifest: its manifests were deleted, or its first snapshot never finished; ` +
+            'nothing can be restored from it',
+        );
+      }
       if (options.ifReplicaExists) return { path: target, skipped: 'no-snapshot', durationMs: Date.now() - started };
       throw new StorageError('NOT_FOUND', `no snapshot in ${storage.url}: nothing to restore (pass --if-replica-exists to make that a success)`);
     }
     const manifest = await readManifest(storage, id, { signal });
-    log.info({ id, pageCount: manifest.pageCount, pageSize: manifest.pageSize }, 'restore started');
+    log.info({ id, createdAt: manifest.createdAt, pageCount: manifest.pageCount, pageSize: manifest.pageSize }, 'restore started');
 
     const plan = planRestore(manifest, { readSize: restoreDefaults.readSize, maxRawBytes: restoreDefaults.maxRawBytes, maxGap: restoreDefaults.maxGap });
-    const size = manifest.pageCount * manifest.pageSize;
-    temp = join(dir, `.${basename(target)}.pagevault-${randomBytes(4).toString('hex')}`);
-    fh = await open(temp, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o644);
+    size = manifest.pageCount * manifest.pageSize;
+    await checkFreeSpace(state, size);
+    await removeStaleTemps(state, log);
+    temp = tempPathFor(state);
+    fh = await open(temp, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, createMode(state));
+    await applyOwnership(fh, state);
     // Holes read as zeros: zero extents, pages no extent covers and the lock page need no writes.
     await fh.truncate(size);
 
@@ -151,7 +176,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       let buffer = await reads.acquire(signal);
       let out = await outputs.acquire(signal);
       try {
-        await storage.readRange(read.pack, read.offset, read.length, { into: buffer, ...(signal ? { signal } : {}) });
+        await readPack(storage, id!, read, buffer, signal);
         downloaded += read.length;
         options.onProgress?.({ bytesDownloaded: downloaded, bytesTotal: plan.bytes });
         const items = read.extents.map((p) => ({
@@ -223,12 +248,18 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     await fh.close();
     fh = undefined;
     // Checking a WAL-mode file made SQLite create a -shm (and an empty -wal) beside the temp file.
-    for (const suffix of ['-wal', '-shm']) await rm(temp + suffix, { force: true });
-    await replaceTarget(temp, target, options.force === true);
+    for (const suffix of SIDECARS) await rm(temp + suffix, { force: true });
+    // A restore interrupted is a restore that did not happen; and an application started meanwhile (a
+    // supervisor restarting it) holds the target now.
+    throwIfAborted(signal, 'restore');
+    if (!options.evenIfOpen) await refuseIfHeld(state, `the restore of snapshot ${id} is verified but was not put in place at ${target}`);
+    const movedAside = await putInPlace(temp, state, log);
     temp = undefined;
     const result: RestoreResult = {
       path: target,
       id,
+      createdAt: manifest.createdAt,
+      movedAside,
       pageSize: manifest.pageSize,
       pageCount: manifest.pageCount,
       bytesDownloaded: downloaded,
@@ -240,7 +271,10 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     return result;
   } catch (err) {
     if (signal?.aborted && !(err instanceof AbortedError)) throw new AbortedError('restore: aborted', { cause: signal.reason });
-    throw err;
+    if (err instanceof PackMissingError) {
+      throw new IntegrityError(err.code, err.message, { cause: err.cause, hint: await restorableWithout(storage, err.key, signal) });
+    }
+    throw targetWriteFailure('cannot write the restored database beside', target, err, size);
   } finally {
     await fh?.close().catch(() => undefined);
     if (temp) await removeTemp(temp);
@@ -389,37 +423,57 @@ async function checkDatabase(path: string, check: 'integrity_check' | 'quick_che
   }
 }
 
-/**
- * Puts the verified temp file in place. An old -wal/-shm beside the target would be replayed into the new
- * database, so they are moved aside first and removed once the new file is in place (moved back if the
- * rename fails).
- */
-async function replaceTarget(temp: string, target: string, force: boolean): Promise<void> {
-  const moved: [string, string][] = [];
-  if (force) {
-    for (const suffix of ['-wal', '-shm', '-journal']) {
-      const old = target + suffix;
-      if (!(await exists(old))) continue;
-      const aside = `${temp}${suffix}.old`;
-      await rename(old, aside);
-      moved.push([aside, old]);
-    }
-  }
-  try {
-    await rename(temp, target);
-  } catch (err) {
-    for (const [aside, old] of moved) await rename(aside, old).catch(() => undefined);
-    throw err;
-  }
-  for (const [aside] of moved) await unlink(aside).catch(() => undefined);
-  const d = await open(dirname(target), 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
+async function removeTemp(temp: string): Promise<void> {
+  for (const suffix of ['', ...SIDECARS]) await rm(temp + suffix, { force: true });
+}
+
+/** A pack that is gone, or shorter than its manifest says: the vault lost data (5), not a storage failure (4). */
+class PackMissingError extends IntegrityError {
+  constructor(
+    message: string,
+    readonly key: string,
+    options: { cause: unknown },
+  ) {
+    super('PACK_MISSING', message, options);
   }
 }
 
-async function removeTemp(temp: string): Promise<void> {
-  for (const suffix of ['', '-wal', '-shm', '-journal']) await rm(temp + suffix, { force: true });
+async function readPack(storage: StorageClient, id: string, read: PlannedRead, into: Buffer, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await storage.readRange(read.pack, read.offset, read.length, { into, ...(signal ? { signal } : {}) });
+  } catch (err) {
+    if (err instanceof StorageError && (err.code === 'NOT_FOUND' || err.code === 'INVALID_RANGE')) {
+      const what = err.code === 'NOT_FOUND' ? 'is missing' : `ends before byte ${read.offset + read.length} that the snapshot needs (truncated)`;
+      throw new PackMissingError(`snapshot ${id}: pack ${storage.url}/${read.pack} ${what}`, read.pack, { cause: err });
+    }
+    throw err;
+  }
+}
+
+/** The hint for a snapshot that lost pack `key`: which snapshots do not use it (they may still restore). */
+async function restorableWithout(storage: StorageClient, key: string, signal: AbortSignal | undefined): Promise<string> {
+  try {
+    const ids = await listSnapshotIds(storage, { signal });
+    const without: string[] = [];
+    let users = 0;
+    await runAll(
+      ids,
+      restoreDefaults.concurrency,
+      async (other) => {
+        const m = await readManifestView(storage, other, { signal }).catch(() => undefined);
+        if (m && !m.packs.includes(key)) without.push(other);
+        else if (m) users++;
+      },
+      { ...(signal ? { signal } : {}), what: 'find snapshots without a pack' },
+    );
+    without.sort();
+    if (without.length === 0) return `every readable snapshot in the vault (${users}) uses that pack: none of them can be restored in full`;
+    const newest = without.slice(-5).reverse();
+    return (
+      `${users} snapshot(s) use that pack; these do not and may still restore (newest first): ${newest.join(', ')}` +
+      `${without.length > newest.length ? ` and ${without.length - newest.length} older` : ''}; e.g. --snapshot ${newest[0]}`
+    );
+  } catch {
+    return 'restore an earlier snapshot with --snapshot <id>, one taken before the damaged pack was written';
+  }
 }

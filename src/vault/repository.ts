@@ -43,7 +43,7 @@ export async function readRepository(storage: StorageClient, options: Options = 
 }
 
 /** The first key found under any of `prefixes`, or undefined when none holds one. */
-async function anyKey(storage: StorageClient, prefixes: string[], options: Options): Promise<string | undefined> {
+export async function anyKey(storage: StorageClient, prefixes: string[], options: Options): Promise<string | undefined> {
   for (const prefix of prefixes) {
     for await (const object of storage.list(prefix, options)) return object.key;
   }

@@ -1,6 +1,6 @@
 // The pagevault CLI as a child process, run from source through tsx: what a user's shell or cron would see
 // (exit code, stdout, stderr), with an environment that never reaches for real AWS credentials or metadata.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -14,6 +14,8 @@ export interface CliOptions {
   cwd?: string;
   /** The child is killed (SIGKILL) after this long and the call rejects. Default 120 s. */
   timeoutMs?: number;
+  /** Run as this user (by name; the test must run as root), e.g. 'nobody' for a directory it cannot write. */
+  asUser?: string;
 }
 
 export interface CliResult {
@@ -53,6 +55,7 @@ export function spawnCli(args: string[], options: CliOptions = {}): { child: Chi
     cwd: options.cwd ?? repoRoot,
     env: cliEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.asUser ? userIds(options.asUser) : {}),
   });
   let stdout = '';
   let stderr = '';
@@ -80,6 +83,12 @@ export function spawnCli(args: string[], options: CliOptions = {}): { child: Chi
     });
   });
   return { child, finished };
+}
+
+/** uid and gid of a local user, from `id`. */
+function userIds(name: string): { uid: number; gid: number } {
+  const id = (flag: string) => Number(execFileSync('id', [flag, name], { encoding: 'utf8' }).trim());
+  return { uid: id('-u'), gid: id('-g') };
 }
 
 /** Runs `pagevault args...` to completion. */
