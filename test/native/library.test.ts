@@ -1,10 +1,14 @@
 // The native library: one file that is both the Node-API addon and a SQLite extension, calling SQLite only
-// through the extension API table and exporting nothing but its two entry points.
+// through the extension API table and exporting nothing but its two entry points; and its lock probe.
 import Database from 'better-sqlite3';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { native, nativeLibraryPath, registerConnection } from '../../src/native/index.ts';
+import { startHolder } from '../helpers/processes.ts';
 
 function dynamicSymbols(flag: '--undefined-only' | '--defined-only'): string[] {
   const out = execFileSync('nm', ['-D', flag, nativeLibraryPath], { encoding: 'utf8' });
@@ -58,4 +62,28 @@ test('a backup from a registered connection copies into the staging VFS and drai
   native().close(handle); // idempotent
   assert.deepEqual([...seen].sort((a, b) => a - b), Array.from({ length: pageCount }, (_, i) => i + 1));
   db.close();
+});
+
+test("lockHolder finds another process's SQLite locks where SQLite takes them, and takes none itself", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pagevault-locks-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const db = join(dir, 'held.db');
+  const dbLocks = [0x4000_0000, 512] as const; // PENDING, RESERVED and the SHARED range
+  const shmLocks = [120, 9] as const; // the WAL locks and the DMS byte
+  assert.equal(native().lockHolder(db, ...dbLocks), 0, 'no file: no holder');
+
+  const holder = startHolder(db, 'wal');
+  try {
+    await holder.ready;
+    // An idle WAL connection keeps a shared lock on the database and on the -shm's DMS byte.
+    assert.equal(native().lockHolder(db, ...dbLocks), holder.pid);
+    assert.equal(native().lockHolder(`${db}-shm`, ...shmLocks), holder.pid);
+    assert.equal(native().lockHolder(db, 0, 4096), 0, 'nothing is locked outside the lock bytes');
+    // Probing took no lock: the holder still writes.
+    assert.equal(await holder.send('insert 1'), 'ok 1');
+  } finally {
+    assert.equal(await holder.close(), 0);
+  }
+  assert.equal(native().lockHolder(db, ...dbLocks), 0, 'a closed connection holds nothing');
+  assert.throws(() => native().lockHolder(db, -1, 1), /bad range/);
 });
