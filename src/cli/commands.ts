@@ -123,6 +123,10 @@ export const commands: CommandSpec[] = [
       'if-not-exists': { type: 'boolean', describe: 'exit 0 without touching an existing target' },
       'if-replica-exists': { type: 'boolean', describe: 'exit 0 when the vault holds no snapshot' },
       'quick-check': { type: 'boolean', describe: 'PRAGMA quick_check instead of integrity_check' },
+      'accept-damaged': {
+        type: 'boolean',
+        describe: 'restore a snapshot whose digests verify but that fails the integrity check (its source was damaged); the report goes beside it',
+      },
     },
     examples: [
       ['$0 restore s3://backups/app /var/lib/app/app.db --if-not-exists', 'restore the newest snapshot unless the database is there'],

@@ -17,6 +17,7 @@ export async function run(args: Record<string, unknown>, context: Context): Prom
       ifNotExists: args.ifNotExists === true,
       ifReplicaExists: args.ifReplicaExists === true,
       quickCheck: args.quickCheck === true,
+      acceptDamaged: args.acceptDamaged === true,
       signal: context.signal,
       logger: context.logger,
       onProgress: (p) => progress.update(p.bytesDownloaded, p.bytesTotal),
@@ -36,7 +37,8 @@ function describe(r: RestoreResult): string {
   return (
     `restored snapshot ${r.id} (taken ${r.createdAt}) to ${r.path}\n` +
     `  ${r.pageCount} pages of ${r.pageSize} B (${formatBytes(r.pageCount! * r.pageSize!)}), ` +
-    `downloaded ${formatBytes(r.bytesDownloaded ?? 0)}, ${r.check} ok, in ${formatDuration(r.durationMs)}` +
+    `downloaded ${formatBytes(r.bytesDownloaded ?? 0)}, ${r.damaged ? `${r.check} FAILED (--accept-damaged)` : `${r.check} ok`}, in ${formatDuration(r.durationMs)}` +
+    (r.damaged ? `\n  the database is damaged as its source was: ${r.damaged.lines[0]}\n  the check's report: ${r.damaged.report}` : '') +
     aside.join('')
   );
 }

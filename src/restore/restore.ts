@@ -8,7 +8,7 @@
 // target itself (symlinks, -wal/-shm beside it, other processes holding it, owner and mode) is target.ts.
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, rm, type FileHandle } from 'node:fs/promises';
+import { open, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -67,6 +67,13 @@ export interface RestoreOptions {
   ifReplicaExists?: boolean;
   /** PRAGMA quick_check instead of integrity_check. */
   quickCheck?: boolean;
+  /**
+   * Put in place a database whose every digest verifies but which fails the integrity check: the vault
+   * holds exactly what the source had, and the source was damaged when the snapshot was taken. The check's
+   * report is written beside the target (RestoreResult.damaged). Without it that is IntegrityError
+   * INTEGRITY_CHECK.
+   */
+  acceptDamaged?: boolean;
   /** Threads the integrity check is split across (see checkDatabase); 1 runs PRAGMA integrity_check whole. */
   checkThreads?: number;
   /** Ranged reads at once. */
@@ -92,6 +99,8 @@ export interface RestoreResult {
   bytesDownloaded?: number;
   databaseDigest?: string | null;
   check?: 'integrity_check' | 'quick_check';
+  /** With acceptDamaged, a database that failed its check: where its report is, and the check's first lines. */
+  damaged?: { report: string; lines: string[] };
   durationMs: number;
 }
 
@@ -240,11 +249,22 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     // The flush to disk, the integrity check (a thread of its own) and the read-back digest (this thread) are
     // independent, so they run at once; the rename waits for all three. None then blocks the event loop.
     const check = options.quickCheck ? 'quick_check' : 'integrity_check';
-    await allOrFirstFailure([
-      manifest.databaseDigest !== null ? verifyDatabaseDigest(fh, manifest, id) : undefined,
-      manifest.pageCount > 0 ? checkDatabase(temp, check, id, checkThreads) : undefined,
-      fh.sync(),
-    ]);
+    let failedCheck: CheckFailedError | undefined;
+    const checked =
+      manifest.pageCount > 0
+        ? checkDatabase(temp, check, id, checkThreads, options.acceptDamaged === true).catch((err: unknown) => {
+            if (!(err instanceof CheckFailedError)) throw err;
+            if (!options.acceptDamaged) throw withDamagedSourceHint(err, id!);
+            failedCheck = err;
+          })
+        : undefined;
+    // A digest that fails is reported before a failed check: then the vault, not the source, is damaged.
+    await allOrFirstFailure([manifest.databaseDigest !== null ? verifyDatabaseDigest(fh, manifest, id) : undefined, checked, fh.sync()]);
+    let damaged: RestoreResult['damaged'];
+    if (failedCheck) {
+      damaged = await writeCheckReport(target, id, manifest, check, failedCheck.lines, storage.url);
+      log.warn({ id, report: damaged.report, errors: damaged.lines.slice(0, 5) }, 'the restored database fails its integrity check, as its source did; restored as asked (--accept-damaged)');
+    }
     await fh.close();
     fh = undefined;
     // Checking a WAL-mode file made SQLite create a -shm (and an empty -wal) beside the temp file.
@@ -260,6 +280,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       id,
       createdAt: manifest.createdAt,
       movedAside,
+      ...(damaged ? { damaged } : {}),
       pageSize: manifest.pageSize,
       pageCount: manifest.pageCount,
       bytesDownloaded: downloaded,
@@ -394,7 +415,7 @@ class CheckReadError extends Error {}
  * used twice or never) and integrity_check(<table>) for each table (that table and its indexes, with the
  * index-to-table and UNIQUE checks quick_check leaves out). Together they check what integrity_check does.
  */
-async function checkDatabase(path: string, check: 'integrity_check' | 'quick_check', id: string, maxThreads: number): Promise<void> {
+async function checkDatabase(path: string, check: 'integrity_check' | 'quick_check', id: string, maxThreads: number, everything: boolean): Promise<void> {
   const threads = [new CheckThread(path)];
   const quote = (name: string) => `'${name.replaceAll("'", "''")}'`;
   try {
@@ -405,22 +426,74 @@ async function checkDatabase(path: string, check: 'integrity_check' | 'quick_che
     }
     while (threads.length < Math.min(maxThreads, pragmas.length)) threads.push(new CheckThread(path));
     const queue = [...pragmas];
-    const failures: string[] = [];
+    // Pragma, then its lines; the first failure stops the check unless the whole report is wanted.
+    const failures: { pragma: string; lines: string[] }[] = [];
     await Promise.all(
       threads.map(async (thread) => {
-        for (let pragma = queue.shift(); pragma !== undefined && failures.length === 0; pragma = queue.shift()) {
+        for (let pragma = queue.shift(); pragma !== undefined && (everything || failures.length === 0); pragma = queue.shift()) {
           const lines = await thread.run({ pragma });
-          if (lines.length !== 1 || lines[0] !== 'ok') failures.push(`PRAGMA ${pragma} of the restored database failed: ${lines.slice(0, 5).join('; ')}`);
+          if (lines.length !== 1 || lines[0] !== 'ok') failures.push({ pragma, lines });
         }
       }),
     );
-    if (failures.length > 0) throw new IntegrityError('INTEGRITY_CHECK', `snapshot ${id}: ${failures[0]}`);
+    if (failures.length > 0) {
+      const first = failures[0]!;
+      throw new CheckFailedError(
+        `snapshot ${id}: PRAGMA ${first.pragma} of the restored database failed: ${first.lines.slice(0, 5).join('; ')}`,
+        failures.flatMap((f) => f.lines.map((l) => `${f.pragma}: ${l}`)),
+      );
+    }
   } catch (err) {
-    if (err instanceof CheckReadError) throw new IntegrityError('INTEGRITY_CHECK', `snapshot ${id}: the restored database cannot be read: ${err.message}`);
+    if (err instanceof CheckReadError) throw new CheckFailedError(`snapshot ${id}: the restored database cannot be read: ${err.message}`, [err.message]);
     throw err;
   } finally {
     await Promise.all(threads.map((t) => t.close()));
   }
+}
+
+/** The restored file fails PRAGMA integrity_check (or cannot be read by SQLite), every digest having verified. */
+class CheckFailedError extends IntegrityError {
+  constructor(
+    message: string,
+    readonly lines: string[],
+    options?: { hint?: string },
+  ) {
+    super('INTEGRITY_CHECK', message, options);
+  }
+}
+
+/**
+ * A failed check after every digest verified means the vault holds exactly what the source had: the source
+ * was damaged when the snapshot was taken. Says so, and how to get the bytes back anyway.
+ */
+function withDamagedSourceHint(err: CheckFailedError, id: string): CheckFailedError {
+  return new CheckFailedError(err.message, err.lines, {
+    hint:
+      `every chunk of snapshot ${id} verified against its digest, so the source database was already damaged when it was taken: ` +
+      'restore an earlier snapshot with --snapshot <id>, or pass --accept-damaged to restore this one anyway (a report of the check is left beside it)',
+  });
+}
+
+/** Writes the failed check's report beside the target; its path and the first lines. */
+async function writeCheckReport(
+  target: string,
+  id: string,
+  manifest: Manifest,
+  check: string,
+  lines: string[],
+  url: string,
+): Promise<{ report: string; lines: string[] }> {
+  const report = `${target}.pagevault-${check}-${id}.txt`;
+  const text = [
+    `pagevault restored snapshot ${id} (taken ${manifest.createdAt}) from ${url} to ${target} at ${new Date().toISOString()}`,
+    `with --accept-damaged. Every extent's digest${manifest.databaseDigest !== null ? " and the whole database's digest" : ''} verified: these are the`,
+    'bytes the source database had when the snapshot was taken. Its PRAGMA check fails:',
+    '',
+    ...lines,
+    '',
+  ].join('\n');
+  await writeFile(report, text);
+  return { report, lines: lines.slice(0, 20) };
 }
 
 async function removeTemp(temp: string): Promise<void> {

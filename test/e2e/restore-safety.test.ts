@@ -7,6 +7,10 @@ import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
+  closeSync,
+  openSync,
+  readSync,
+  writeSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -25,7 +29,7 @@ import { describe, it, type TestContext } from 'node:test';
 import Database from 'better-sqlite3';
 import { describeRun, runCli, spawnCli } from '../helpers/cli.ts';
 import { startHolder } from '../helpers/processes.ts';
-import { createDatabase, createLargeDatabase, fileDigest, integrityCheck, tempDir } from '../helpers/sqlite.ts';
+import { createDatabase, createLargeDatabase, differingPages, fileDigest, integrityCheck, tempDir } from '../helpers/sqlite.ts';
 import { assertExit, sha256File, touchDatabase } from './suite.ts';
 
 const isRoot = process.getuid?.() === 0;
@@ -265,6 +269,47 @@ describe('restore: what the vault is missing', () => {
     assert.match(missing.stderr, new RegExp(`hint: 1 snapshot\\(s\\) use that pack; these do not .*: ${first}`));
     assertExit(await runCli(['restore', url, join(dir, 'c.db'), '--snapshot', first]), 0);
     assert.ok(!existsSync(join(dir, 'a.db')) && !existsSync(join(dir, 'b.db')));
+  });
+});
+
+describe('restore: a snapshot of a source that was already damaged', () => {
+  it('fails its check (exit 5) with a hint that blames the source; --accept-damaged restores its exact bytes and leaves the report', async (t) => {
+    const dir = tempDir(t);
+    const db = join(dir, 'damaged.db');
+    createDatabase(db, { rows: 2000 });
+    // A misdirected write: one leaf page of the table written over another. integrity_check reports it
+    // (rows out of order, index entries missing) while other tables still read.
+    const pages = statSync(db).size / 4096;
+    const fd = openSync(db, 'r+');
+    const page = Buffer.alloc(4096);
+    readSync(fd, page, 0, 4096, Math.floor(pages / 4) * 4096);
+    writeSync(fd, page, 0, 4096, Math.floor(pages / 2) * 4096);
+    closeSync(fd);
+    assert.match(integrityCheck(db), /out of order/);
+    const c = new Database(db, { readonly: true });
+    assert.equal(c.prepare('SELECT n FROM counter').pluck().get(), 0, 'queries of other pages still work');
+    c.close();
+    const url = `file://${join(dir, 'vault')}`;
+    const snap = await runCli(['snapshot', db, url, '--json']);
+    assert.ok(snap.json?.id, `the snapshot is published whatever its exit code: ${describeRun(snap)}`);
+
+    const refused = await runCli(['restore', url, join(dir, 'r.db')]);
+    assertExit(refused, 5);
+    assert.match(refused.stderr, /PRAGMA (integrity|quick)_check.* of the restored database failed: .*out of order/);
+    assert.match(refused.stderr, /hint: every chunk of snapshot .* verified .* the source database was already damaged .*--accept-damaged/);
+    assert.ok(!existsSync(join(dir, 'r.db')));
+
+    const target = join(dir, 'accepted.db');
+    const r = await runCli(['restore', url, target, '--accept-damaged', '--json']);
+    assertExit(r, 0);
+    assert.deepEqual(differingPages(db, target, 4096).filter((p) => p !== 1), [], 'the bytes the source had');
+    assert.equal(r.json.damaged.report, `${target}.pagevault-integrity_check-${snap.json.id}.txt`);
+    const report = readFileSync(r.json.damaged.report, 'utf8');
+    assert.match(report, new RegExp(`restored snapshot ${snap.json.id}`));
+    assert.ok(r.json.damaged.lines.length > 0 && r.json.damaged.lines.every((l: string) => report.includes(l)), 'the report holds the check lines');
+    const text = await runCli(['restore', url, join(dir, 'accepted2.db'), '--accept-damaged']);
+    assertExit(text, 0);
+    assert.match(text.stdout, /integrity_check FAILED \(--accept-damaged\)/);
   });
 });
 
