@@ -12,7 +12,7 @@ import type { Database } from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { codecDefaults, snapshotDefaults, storageDefaults } from '../config/defaults.ts';
 import { CodecPool, returnedBuffers } from '../chunk/pool.ts';
 import { maxEncodedSize } from '../chunk/codec.ts';
@@ -22,6 +22,7 @@ import type { StorageClient, StorageEventListener } from '../storage/client.ts';
 import { openStorage, type StorageOptions } from '../storage/registry.ts';
 import { partSizeFor } from '../storage/upload.ts';
 import { BufferPool } from '../util/buffer-pool.ts';
+import { componentLogger } from '../util/logger.ts';
 import { newSnapshotId } from '../vault/ids.ts';
 import { manifestKey } from '../vault/layout.ts';
 import { databaseDigest, encodeManifest, fixedChunkCount, chunkRange, zeroDigest, type ManifestToEncode } from '../vault/manifest.ts';
@@ -98,7 +99,7 @@ function positiveInt(name: string, value: number, min = 1): number {
 
 export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult> {
   const started = Date.now();
-  const log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'snapshot' });
+  const log = componentLogger(options.logger, 'snapshot');
   const uploadConcurrency = positiveInt('uploadConcurrency', options.uploadConcurrency ?? snapshotDefaults.uploadConcurrency);
   const partSize = partSizeFor(undefined, options.partSize ?? storageDefaults.partSize);
   const maxBytesInFlight = positiveInt('maxBytesInFlight', options.maxBytesInFlight ?? snapshotDefaults.maxBytesInFlight);

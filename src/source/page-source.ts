@@ -15,10 +15,11 @@ import Database from 'better-sqlite3';
 import type { Database as SqliteDatabase } from 'better-sqlite3';
 import { basename, resolve } from 'node:path';
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { sourceDefaults } from '../config/defaults.ts';
 import { PagevaultError, SourceError, throwIfAborted } from '../errors.ts';
 import { native, registerConnection, SQLITE, type BackupHandle } from '../native/index.ts';
+import { componentLogger } from '../util/logger.ts';
 import { readSourceHeader } from './validate.ts';
 
 export type ConsistencyMode = 'wal-read-transaction' | 'rollback-stepped' | 'rollback-locked' | 'application';
@@ -163,7 +164,7 @@ export class PageSource {
     this.facts = facts;
     this.mode = mode;
     this.signal = options.signal;
-    this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'source' });
+    this.log = componentLogger(options.logger, 'source');
     this.stepPages = options.stepPages ?? stepPagesFor(facts.pageSize);
     this.maxRestarts = options.maxRestarts ?? sourceDefaults.maxRestarts;
     this.busyTimeoutMs = options.busyTimeoutMs ?? sourceDefaults.busyTimeoutMs;
