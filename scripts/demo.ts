@@ -34,7 +34,7 @@ try {
   );
   app.close();
 
-  const list = await listSnapshots({ url: vault });
+  const list = (await listSnapshots({ url: vault })).snapshots;
   console.log(`4. the vault lists ${list.length} snapshots: ${list.map((s) => s.id).join(', ')}`);
 
   for (const [label, snap, expected] of [

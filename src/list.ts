@@ -1,10 +1,14 @@
-// listSnapshots(): the snapshots in a vault with what their manifests say, oldest first.
+// listSnapshots(): the snapshots in a vault with what their manifests say, oldest first. A damaged object
+// does not hide the rest: a manifest that cannot be read is listed by its id with the reason, and a missing
+// or damaged repository config is reported beside the listing, so that what can still be read is seen.
 import type { StorageClient } from './storage/client.ts';
 import { openStorage, type StorageOptions } from './storage/registry.ts';
 import { storageDefaults } from './config/defaults.ts';
-import { UsageError } from './errors.ts';
+import { IntegrityError, StorageError, UsageError } from './errors.ts';
 import { runAll } from './util/run-all.ts';
-import { listSnapshotIds, readManifestView } from './vault/repository.ts';
+import { manifestKey } from './vault/layout.ts';
+import type { ManifestView } from './vault/manifest.ts';
+import { listSnapshotIds, readManifestView, readRepository } from './vault/repository.ts';
 
 export interface ListOptions {
   url?: string;
@@ -27,42 +31,98 @@ export interface SnapshotSummary {
   chunksNew: number;
   chunksReused: number;
   chunksZero: number;
+  /** The source database's path as the snapshot recorded it, else its file name; null for an in-memory database. */
   source: string | null;
   hostname: string;
+  damaged?: undefined;
 }
 
-export async function listSnapshots(options: ListOptions): Promise<SnapshotSummary[]> {
+/** A snapshot whose manifest is listed but cannot be read: nothing of it is known but its id. */
+export interface DamagedSnapshot {
+  id: string;
+  /** Why: the error's message, naming the object. */
+  damaged: string;
+  /** The error's code: MANIFEST_DAMAGED, MANIFEST_VERSION (a newer pagevault wrote it) or NOT_FOUND (gone since listed). */
+  code: string;
+}
+
+export type SnapshotEntry = SnapshotSummary | DamagedSnapshot;
+
+export interface SnapshotListing {
+  /** Every snapshot in the vault, oldest first; those whose manifest cannot be read have `damaged` set. */
+  snapshots: SnapshotEntry[];
+  /**
+   * The repository config's problem, when it cannot be read while manifests or packs exist: IntegrityError
+   * CONFIG_MISSING, CONFIG_DAMAGED or CONFIG_VERSION (see readRepository). Nothing restores until it is mended.
+   */
+  configError?: IntegrityError;
+}
+
+/**
+ * The vault's snapshots. Rejects only when the vault cannot be listed at all (StorageError, AbortedError);
+ * damage to single objects is in the result (see SnapshotListing), for the caller to judge.
+ */
+export async function listSnapshots(options: ListOptions): Promise<SnapshotListing> {
   if (!options.storage && !options.url) throw new UsageError('BAD_OPTION', 'listSnapshots needs a vault url (or a storage client)');
   const storage = options.storage ?? openStorage(options.url!, options.storageOptions ?? {});
+  const signal = options.signal;
   try {
-    const ids = await listSnapshotIds(storage, { signal: options.signal });
+    const [configError, ids] = await Promise.all([configProblem(storage, signal), listSnapshotIds(storage, { signal })]);
     // One GET per manifest, several at once: a vault of a cron job's snapshots holds thousands.
-    const out: SnapshotSummary[] = new Array(ids.length);
+    const snapshots: SnapshotEntry[] = new Array(ids.length);
     await runAll(
       ids,
       storageDefaults.concurrency,
       async (id, i) => {
-        const m = await readManifestView(storage, id, { signal: options.signal });
-        out[i] = {
-          id,
-          createdAt: m.createdAt,
-          completedAt: m.completedAt,
-          parent: m.parent,
-          pageSize: m.pageSize,
-          pageCount: m.pageCount,
-          size: m.pageSize * m.pageCount,
-          bytesUploaded: m.stats.bytesUploaded + m.byteLength,
-          chunksNew: m.stats.chunksNew,
-          chunksReused: m.stats.chunksReused,
-          chunksZero: m.stats.chunksZero,
-          source: m.source.fileName,
-          hostname: m.source.hostname,
-        };
+        try {
+          snapshots[i] = summary(id, await readManifestView(storage, id, { signal }));
+        } catch (err) {
+          snapshots[i] = damaged(storage, id, err);
+        }
       },
-      { ...(options.signal ? { signal: options.signal } : {}), what: 'list snapshots' },
+      { ...(signal ? { signal } : {}), what: 'list snapshots' },
     );
-    return out;
+    return configError ? { snapshots, configError } : { snapshots };
   } finally {
     if (!options.storage) await storage.close();
   }
+}
+
+async function configProblem(storage: StorageClient, signal: AbortSignal | undefined): Promise<IntegrityError | undefined> {
+  try {
+    await readRepository(storage, { signal });
+    return undefined;
+  } catch (err) {
+    if (err instanceof IntegrityError) return err;
+    throw err;
+  }
+}
+
+function summary(id: string, m: ManifestView): SnapshotSummary {
+  // A manifest may record the source's path (newer pagevault) beside its file name.
+  const path = (m.source as { path?: unknown }).path;
+  return {
+    id,
+    createdAt: m.createdAt,
+    completedAt: m.completedAt,
+    parent: m.parent,
+    pageSize: m.pageSize,
+    pageCount: m.pageCount,
+    size: m.pageSize * m.pageCount,
+    bytesUploaded: m.stats.bytesUploaded + m.byteLength,
+    chunksNew: m.stats.chunksNew,
+    chunksReused: m.stats.chunksReused,
+    chunksZero: m.stats.chunksZero,
+    source: typeof path === 'string' ? path : m.source.fileName,
+    hostname: m.source.hostname,
+  };
+}
+
+/** The entry for a manifest that did not read back; rethrows what is not about that one object. */
+function damaged(storage: StorageClient, id: string, err: unknown): DamagedSnapshot {
+  if (err instanceof IntegrityError) return { id, damaged: err.message, code: err.code };
+  if (err instanceof StorageError && err.code === 'NOT_FOUND') {
+    return { id, damaged: `manifest ${manifestKey(id)} in ${storage.url} was listed, then could not be found`, code: err.code };
+  }
+  throw err;
 }

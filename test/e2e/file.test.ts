@@ -167,7 +167,8 @@ describe('pagevault CLI on file: live sources, kills, signals, bad input', () =>
       child.kill(signal);
       const r = await finished;
       assertExit(r, code);
-      assert.equal(r.stdout, '', 'no result on stdout');
+      const { error, ...result } = JSON.parse(r.stdout);
+      assert.deepEqual([error.code, error.exitCode, result], ['ABORTED', code, {}], 'no result on stdout, only the error');
       assert.match(r.stderr, /pagevault: .*abort/i);
       assert.deepEqual(objects(vault).filter((k) => !k.startsWith('pagevault.json')), [], 'no manifest and no pack');
       assert.deepEqual(walk(join(vault, '.pagevault-uploads')), [], 'the multipart upload was aborted');
@@ -251,7 +252,7 @@ describe('pagevault CLI on file: live sources, kills, signals, bad input', () =>
       const r = await runCli(['snapshot', source, `file://${vault}`, '--json']);
       assertExit(r, 3);
       assert.ok(r.stderr.includes(source), `the message should name ${source}:\n${r.stderr}`);
-      assert.equal(r.stdout, '');
+      assert.equal(JSON.parse(r.stdout).error.code, source === text ? 'SOURCE_NOT_SQLITE' : 'SOURCE_MISSING', 'the error, and no result');
     }
     assert.deepEqual(objects(vault).filter((k) => k.startsWith('manifests/')), []);
   });

@@ -1,0 +1,265 @@
+// What the CLI prints, as cron and a person at a terminal see it, on file:// vaults: ls over damaged objects,
+// one JSON error object on stdout with --json, booleans from the environment, --quiet, and log lines with one
+// component each.
+import assert from 'node:assert/strict';
+import { chmodSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { basename, join } from 'node:path';
+import { describe, it, type TestContext } from 'node:test';
+import { describeRun, runCli, type CliResult } from '../helpers/cli.ts';
+import { startWriter } from '../helpers/processes.ts';
+import { createDatabase, tempDir } from '../helpers/sqlite.ts';
+import { assertExit } from './suite.ts';
+
+/** A vault with two snapshots of one database: the vault's directory, its URL, the database and the ids. */
+async function vaultOfTwo(t: TestContext): Promise<{ dir: string; vault: string; url: string; db: string; ids: [string, string] }> {
+  const dir = tempDir(t);
+  const db = join(dir, 'app.db');
+  createDatabase(db, { rows: 300 });
+  const vault = join(dir, 'vault');
+  const url = `file://${vault}`;
+  const ids: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await runCli(['snapshot', db, url, '--json']);
+    assertExit(r, 0);
+    ids.push(r.json.id);
+  }
+  return { dir, vault, url, db, ids: ids as [string, string] };
+}
+
+/** Overwrites a stored object (the file store writes them read-only). */
+function overwrite(path: string, data: string | Buffer): void {
+  chmodSync(path, 0o644);
+  writeFileSync(path, data);
+}
+
+/** stdout is exactly one line holding one JSON object; returns it. */
+function oneJsonLine(r: CliResult): any {
+  assert.ok(r.stdout.endsWith('\n') && r.stdout.indexOf('\n') === r.stdout.length - 1, `one line on stdout:\n${describeRun(r)}`);
+  const value = JSON.parse(r.stdout);
+  assert.ok(typeof value === 'object' && value !== null && !Array.isArray(value), `a JSON object:\n${describeRun(r)}`);
+  return value;
+}
+
+/** The pino lines of stderr, parsed; every other line is pagevault's own "pagevault: ..." text. */
+function logLines(stderr: string): { raw: string; line: Record<string, unknown> }[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((raw) => ({ raw, line: JSON.parse(raw) as Record<string, unknown> }));
+}
+
+describe('ls over a damaged vault', () => {
+  it('a corrupted manifest: the other snapshots are listed, the damaged one marked, then exit 5', async (t) => {
+    const { vault, url, ids } = await vaultOfTwo(t);
+    overwrite(join(vault, 'manifests', ids[0]), 'not a manifest');
+
+    const text = await runCli(['ls', url]);
+    assertExit(text, 5);
+    const rows = text.stdout.trimEnd().split('\n');
+    assert.equal(rows.length, 3, `a header and two rows:\n${text.stdout}`);
+    assert.match(rows[1]!, new RegExp(`^${ids[0]}\\s+DAMAGED: manifest ${ids[0]} is damaged: `));
+    assert.match(rows[2]!, new RegExp(`^${ids[1]}\\s+\\S+Z\\s+app\\.db\\s`), 'the readable snapshot keeps its full row');
+    assert.match(text.stderr, /^pagevault: 1 of 2 manifests cannot be read/m);
+    assert.ok(!text.stderr.includes('pagevault ls'), `the hint must not send the user back to ls:\n${text.stderr}`);
+
+    const json = await runCli(['ls', url, '--json']);
+    assertExit(json, 5);
+    const out = oneJsonLine(json);
+    assert.equal(out.error.code, 'MANIFEST_DAMAGED');
+    assert.equal(out.error.exitCode, 5);
+    assert.deepEqual(
+      out.snapshots.map((s: { id: string }) => s.id),
+      ids,
+    );
+    assert.deepEqual(Object.keys(out.snapshots[0]).sort(), ['code', 'damaged', 'id'], 'a damaged entry has no stats');
+    assert.match(out.snapshots[0].damaged, /is damaged: it does not start with the pagevault manifest magic/);
+    assert.equal(out.snapshots[1].damaged, undefined);
+    assert.equal(out.snapshots[1].pageSize, 4096);
+  });
+
+  it('a missing pagevault.json: every snapshot is listed, the config marked, exit 5', async (t) => {
+    const { dir, vault, url, ids } = await vaultOfTwo(t);
+    renameSync(join(vault, 'pagevault.json'), join(dir, 'pagevault.json.moved'));
+
+    const text = await runCli(['ls', url]);
+    assertExit(text, 5);
+    const lines = text.stdout.trimEnd().split('\n');
+    assert.equal(lines.length, 4, `a header, two rows and the config's line:\n${text.stdout}`);
+    for (const [i, id] of ids.entries()) assert.match(lines[i + 1]!, new RegExp(`^${id}\\s+\\S+Z\\s`));
+    assert.match(lines[3]!, /^DAMAGED: vault .* its repository config pagevault\.json is missing/);
+    assert.ok(!text.stderr.includes('pagevault ls'), `the hint must not send the user back to ls:\n${text.stderr}`);
+
+    const json = await runCli(['ls', url, '--json']);
+    assertExit(json, 5);
+    const out = oneJsonLine(json);
+    assert.equal(out.error.code, 'CONFIG_MISSING');
+    assert.deepEqual(
+      out.snapshots.map((s: { id: string; damaged?: string }) => [s.id, s.damaged]),
+      ids.map((id) => [id, undefined]),
+    );
+  });
+
+  it('a damaged pagevault.json and a damaged manifest: both reported, exit 5', async (t) => {
+    const { vault, url, ids } = await vaultOfTwo(t);
+    overwrite(join(vault, 'pagevault.json'), '{"format": "pagevault", ');
+    overwrite(join(vault, 'manifests', ids[1]), Buffer.alloc(64));
+    const r = await runCli(['ls', url, '--json']);
+    assertExit(r, 5);
+    const out = oneJsonLine(r);
+    assert.equal(out.error.code, 'CONFIG_DAMAGED');
+    assert.match(out.error.message, /repository config .*pagevault\.json is damaged: it is not JSON/);
+    assert.match(out.error.message, new RegExp(`1 of 2 manifests cannot be read \\(${ids[1]}\\)`));
+    assert.equal(out.snapshots[0].damaged, undefined);
+    assert.match(out.snapshots[1].damaged, new RegExp(`manifest ${ids[1]} is damaged`));
+  });
+
+  it('a sound vault: the array, SOURCE and HOST columns, exit 0', async (t) => {
+    const { url, db, ids } = await vaultOfTwo(t);
+    const text = await runCli(['ls', url]);
+    assertExit(text, 0);
+    const [header, ...rows] = text.stdout.trimEnd().split('\n');
+    assert.match(header!, /^ID\s+CREATED\s+SOURCE\s+HOST\s+SIZE\s+PAGES\s+UPLOADED\s+NEW\s+REUSED$/);
+    for (const row of rows) assert.ok(row.includes(` ${hostname()} `), `HOST ${hostname()} in ${row}`);
+    const json = await runCli(['ls', url, '--json']);
+    assertExit(json, 0);
+    assert.ok(Array.isArray(json.json), json.stdout);
+    assert.deepEqual(
+      json.json.map((s: { id: string }) => s.id),
+      ids,
+    );
+    for (const s of json.json) {
+      // The path when the manifest records it, else the file name.
+      assert.ok(s.source === db || s.source === basename(db), `source ${s.source}`);
+      assert.equal(s.hostname, hostname());
+      assert.ok(text.stdout.includes(` ${s.source} `), `SOURCE ${s.source} in\n${text.stdout}`);
+    }
+  });
+});
+
+describe('--json failures', () => {
+  it('a failed snapshot prints one JSON error object on stdout, and the message on stderr', async (t) => {
+    const dir = tempDir(t);
+    const missing = join(dir, 'missing.db');
+    const r = await runCli(['snapshot', missing, `file://${join(dir, 'vault')}`, '--json']);
+    assertExit(r, 3);
+    const out = oneJsonLine(r);
+    assert.deepEqual(Object.keys(out), ['error']);
+    assert.equal(out.error.code, 'SOURCE_MISSING');
+    assert.equal(out.error.exitCode, 3);
+    assert.ok(out.error.message.includes(missing), out.error.message);
+    assert.match(r.stderr, /^pagevault: /m);
+  });
+
+  it('usage errors found by yargs, with --json or PAGEVAULT_JSON', async () => {
+    const missingUrl = await runCli(['ls', '--json']);
+    assertExit(missingUrl, 2);
+    const a = oneJsonLine(missingUrl);
+    assert.equal(a.error.code, 'BAD_ARGUMENT');
+    assert.equal(a.error.exitCode, 2);
+    assert.equal(a.error.hint, 'see pagevault ls --help');
+
+    const unknownFlag = await runCli(['ls', 'file://./vault', '--bogus-flag'], { env: { PAGEVAULT_JSON: '1' } });
+    assertExit(unknownFlag, 2);
+    assert.match(oneJsonLine(unknownFlag).error.message, /bogus-flag/);
+
+    const withoutJson = await runCli(['ls', '--bogus-flag']);
+    assertExit(withoutJson, 2);
+    assert.equal(withoutJson.stdout, '', 'without --json stdout stays empty');
+  });
+
+  it('the JSON error is scrubbed of secrets as stderr is', async (t) => {
+    const dir = tempDir(t);
+    const secret = 'pv-secret-9f8e7d6c5b4a';
+    const url = `file://${join(dir, `vault-${secret}`)}`;
+    const r = await runCli(['restore', url, join(dir, 'out.db'), '--json'], { env: { AWS_SECRET_ACCESS_KEY: secret } });
+    assertExit(r, 4);
+    const out = oneJsonLine(r);
+    assert.ok(out.error.message.includes('vault-***'), out.error.message);
+    assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), describeRun(r));
+  });
+});
+
+describe('boolean flags from the environment', () => {
+  it('yes, 1, ON and true turn --json on; off and 0 leave it off; anything else is exit 2 naming the variable', async (t) => {
+    const { url } = await vaultOfTwo(t);
+    for (const value of ['yes', '1', 'ON', 'true']) {
+      const r = await runCli(['ls', url], { env: { PAGEVAULT_JSON: value } });
+      assertExit(r, 0);
+      assert.ok(Array.isArray(r.json), `PAGEVAULT_JSON=${value} gives JSON:\n${describeRun(r)}`);
+    }
+    for (const value of ['off', '0', 'No']) {
+      const r = await runCli(['ls', url], { env: { PAGEVAULT_JSON: value } });
+      assertExit(r, 0);
+      assert.match(r.stdout, /^ID\s+CREATED/, `PAGEVAULT_JSON=${value} gives text`);
+    }
+    const bad = await runCli(['ls', url], { env: { PAGEVAULT_JSON: 'maybe' } });
+    assertExit(bad, 2);
+    assert.match(bad.stderr, /^pagevault: PAGEVAULT_JSON must be true\/false, 1\/0, yes\/no or on\/off, got "maybe"$/m);
+    assert.equal(bad.stdout, '');
+
+    const badQuiet = await runCli(['ls', url, '--json'], { env: { PAGEVAULT_QUIET: 'sometimes' } });
+    assertExit(badQuiet, 2);
+    assert.match(oneJsonLine(badQuiet).error.message, /^PAGEVAULT_QUIET must be/);
+
+    const flagWins = await runCli(['ls', url, '--json=no'], { env: { PAGEVAULT_JSON: 'yes' } });
+    assertExit(flagWins, 0);
+    assert.match(flagWins.stdout, /^ID\s+CREATED/, '--json=no over PAGEVAULT_JSON=yes');
+  });
+});
+
+describe('--quiet', () => {
+  it('prints no summary, still the JSON asked for; --quiet --verbose is a usage error', async (t) => {
+    const dir = tempDir(t);
+    const db = join(dir, 'app.db');
+    createDatabase(db, { rows: 100 });
+    const url = `file://${join(dir, 'vault')}`;
+
+    const quiet = await runCli(['snapshot', db, url, '--quiet']);
+    assertExit(quiet, 0);
+    assert.equal(quiet.stdout, '');
+    assert.equal(quiet.stderr, '', 'no info logs either');
+    const ls = await runCli(['ls', url, '-q']);
+    assertExit(ls, 0);
+    assert.equal(ls.stdout, '');
+
+    const json = await runCli(['snapshot', db, url, '--quiet', '--json']);
+    assertExit(json, 0);
+    assert.match(oneJsonLine(json).id, /^\d{8}T\d{9}Z-[0-9a-f]{10}$/);
+
+    const both = await runCli(['snapshot', db, url, '--quiet', '--verbose']);
+    assertExit(both, 2);
+    assert.match(both.stderr, /^pagevault: --quiet and --verbose conflict/m);
+    const fromEnv = await runCli(['ls', url, '--verbose'], { env: { PAGEVAULT_QUIET: 'yes' } });
+    assertExit(fromEnv, 2);
+    assert.equal(readdirSync(join(dir, 'vault', 'manifests')).length, 2, 'the conflicting snapshot did not run');
+  });
+});
+
+describe('log lines', () => {
+  it('each line of a snapshot that falls back carries one component, the source nested under the snapshot', async (t) => {
+    const dir = tempDir(t);
+    const db = join(dir, 'busy.db');
+    createDatabase(db, { journalMode: 'delete', rows: 4000 });
+    const writer = startWriter(db, { busyTimeoutMs: 10_000 });
+    let r: CliResult;
+    try {
+      await writer.ready;
+      // Slow enough that the writer's commits restart the stepped copy until it falls back to a held lock.
+      r = await runCli(['snapshot', db, `file://${join(dir, 'vault')}`, '--verbose', '--json', '--max-bytes-per-second', '2MiB']);
+    } finally {
+      await writer.stop();
+    }
+    assertExit(r, 0);
+    const lines = logLines(r.stderr);
+    assert.ok(lines.length > 0, describeRun(r));
+    for (const { raw, line } of lines) {
+      const count = raw.split('"component"').length - 1;
+      assert.ok(count <= 1, `one component key per line, got ${count}: ${raw}`);
+      if (count === 1) assert.equal(typeof line.component, 'string');
+    }
+    const components = new Set(lines.map((l) => l.line.component));
+    assert.ok(components.has('snapshot'), [...components].join(', '));
+    assert.ok(components.has('snapshot.source'), `the source's lines under the snapshot: ${[...components].join(', ')}\n${r.stderr}`);
+  });
+});
