@@ -19,6 +19,7 @@ import {
   readlinkSync,
   rmSync,
   statSync,
+  statfsSync,
   symlinkSync,
   truncateSync,
   unlinkSync,
@@ -407,6 +408,26 @@ describe('restore: a target that cannot be written, a restore killed or interrup
       assert.deepEqual(readdirSync(small), []);
     } finally {
       spawnSync('umount', [small]);
+    }
+  });
+
+  it('a disk that fills during the restore is exit 8 naming the target, and the temp file is removed', { skip: !isRoot && 'needs root to mount a tmpfs' }, async (t) => {
+    const { url, out } = await largeVault(t, 64 * 1024 * 1024);
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=96m', 'tmpfs', out]);
+    if (mounted.status !== 0) return t.skip(`cannot mount a tmpfs here: ${String(mounted.stderr).trim()}`);
+    try {
+      const target = join(out, 'app.db');
+      const { child, finished } = spawnCli(['restore', url, target]);
+      await tempFileAppears(out);
+      // Another writer takes what is left once the restore has checked the free space.
+      const { bavail, bsize } = statfsSync(out);
+      writeFileSync(join(out, 'filler'), Buffer.alloc(Number(bavail) * Number(bsize)));
+      const r = await finished;
+      assert.equal(child.exitCode, 8, describeRun(r));
+      assert.match(r.stderr, new RegExp(`${target}: the disk is full \\(the database needs 64\\.\\d MiB\\); free space there`));
+      assert.deepEqual(readdirSync(out), ['filler'], 'no temp file and no target are left');
+    } finally {
+      spawnSync('umount', [out]);
     }
   });
 
