@@ -1,10 +1,12 @@
 // listSnapshots(): the snapshots in a vault with what their manifests say, oldest first. A damaged object
 // does not hide the rest: a manifest that cannot be read is listed by its id with the reason, and a missing
 // or damaged repository config is reported beside the listing, so that what can still be read is seen.
+import type { Logger } from 'pino';
 import type { StorageClient } from './storage/client.ts';
 import { openStorage, type StorageOptions } from './storage/registry.ts';
 import { storageDefaults } from './config/defaults.ts';
 import { IntegrityError, StorageError, UsageError } from './errors.ts';
+import { componentLogger } from './util/logger.ts';
 import { runAll } from './util/run-all.ts';
 import { manifestKey } from './vault/layout.ts';
 import type { ManifestView } from './vault/manifest.ts';
@@ -15,6 +17,8 @@ export interface ListOptions {
   storage?: StorageClient;
   storageOptions?: Omit<StorageOptions, 'onEvent'>;
   signal?: AbortSignal;
+  /** Storage retries and throttling are logged here (component "list.storage"). */
+  logger?: Logger;
 }
 
 export interface SnapshotSummary {
@@ -64,7 +68,7 @@ export interface SnapshotListing {
  */
 export async function listSnapshots(options: ListOptions): Promise<SnapshotListing> {
   if (!options.storage && !options.url) throw new UsageError('BAD_OPTION', 'listSnapshots needs a vault url (or a storage client)');
-  const storage = options.storage ?? openStorage(options.url!, options.storageOptions ?? {});
+  const storage = options.storage ?? openStorage(options.url!, { ...options.storageOptions, logger: componentLogger(options.logger, 'list') });
   const signal = options.signal;
   try {
     const [configError, ids] = await Promise.all([configProblem(storage, signal), listSnapshotIds(storage, { signal })]);

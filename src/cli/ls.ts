@@ -8,7 +8,7 @@ import { formatBytes } from './units.ts';
 
 export async function run(args: Record<string, unknown>, context: Context): Promise<CommandResult> {
   const url = args.url as string;
-  const listing = await listSnapshots({ url, storageOptions: storageOptionsFrom(args), signal: context.signal });
+  const listing = await listSnapshots({ url, storageOptions: storageOptionsFrom(args), signal: context.signal, logger: context.logger });
   const error = damage(listing);
   const text = describe(listing);
   // A JSON reader gets the array when all is well, and { error, snapshots } when it is not.

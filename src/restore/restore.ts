@@ -140,7 +140,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const target = state.path;
   if (!options.evenIfOpen) await refuseIfHeld(state, `cannot restore to ${target}`);
 
-  const storage = options.storage ?? openStorage(options.url!, { ...options.storageOptions, concurrency: Math.max(concurrency, 2) });
+  const storage = options.storage ?? openStorage(options.url!, { ...options.storageOptions, concurrency: Math.max(concurrency, 2), logger: log });
   const ownsStorage = !options.storage;
   const signal = options.signal;
   let codec: CodecPool | undefined;

@@ -122,6 +122,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       ...options.storageOptions,
       concurrency: Math.max(uploadConcurrency, storageDefaults.concurrency),
       throttle: { bytesPerSecond: maxBytesPerSecond },
+      logger: log,
     });
   const ownsStorage = !options.storage;
   options.signal?.addEventListener('abort', onCallerAbort, { once: true });

@@ -3,8 +3,10 @@
 // - retry outermost: a backoff wait holds no request slot, and each attempt pays throttle and limit again;
 // - throttle outside limit: a request waiting for its bandwidth does not hold one of the slots;
 // - limit innermost: it counts exactly the requests on the wire.
+import type { Logger } from 'pino';
 import { storageDefaults } from '../config/defaults.ts';
-import type { StorageClient, StorageEventListener } from './client.ts';
+import { componentLogger } from '../util/logger.ts';
+import type { StorageClient, StorageEvent, StorageEventListener } from './client.ts';
 import { LimitStore } from './wrappers/limit.ts';
 import { RetryStore, type RetryOptions } from './wrappers/retry.ts';
 import { ThrottleStore, type ThrottleOptions } from './wrappers/throttle.ts';
@@ -15,11 +17,33 @@ export interface StackOptions {
   retry?: Omit<RetryOptions, 'onEvent'>;
   throttle?: Omit<ThrottleOptions, 'onEvent'>;
   onEvent?: StorageEventListener;
+  /** Where the wrappers' events are logged (see logStorageEvents), besides onEvent. */
+  logger?: Logger;
 }
 
 export function stackStorage(backend: StorageClient, options: StackOptions = {}): StorageClient {
-  const onEvent = options.onEvent;
+  const onEvent = options.logger ? logStorageEvents(options.logger, options.onEvent) : options.onEvent;
   const limited = new LimitStore(backend, options.concurrency ?? storageDefaults.concurrency);
   const throttled = new ThrottleStore(limited, { ...options.throttle, ...(onEvent ? { onEvent } : {}) });
   return new RetryStore(throttled, { ...options.retry, ...(onEvent ? { onEvent } : {}) });
+}
+
+/**
+ * A listener that logs what an operator needs to see of the wrappers, as component "storage" under `logger`:
+ * a retry at warn (the server is failing and the command may be slow or fail), throttling at debug, each
+ * request's transfer at trace. `next` gets every event too.
+ */
+export function logStorageEvents(logger: Logger, next?: StorageEventListener): StorageEventListener {
+  const log = componentLogger(logger, 'storage');
+  return (event: StorageEvent) => {
+    if (event.type === 'retry') {
+      const { op, key, attempt, delayMs, error } = event;
+      log.warn({ op, key, attempt, delayMs, err: error.message }, `retrying ${op} in ${delayMs} ms`);
+    } else if (event.type === 'throttled') {
+      log.debug({ op: event.op, key: event.key, waitMs: event.waitMs }, 'waiting for bandwidth (--max-bytes-per-second)');
+    } else if (event.type === 'transfer') {
+      log.trace({ op: event.op, key: event.key, direction: event.direction, bytes: event.bytes }, 'transferred');
+    }
+    next?.(event);
+  };
 }

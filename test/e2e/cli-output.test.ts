@@ -5,10 +5,12 @@ import assert from 'node:assert/strict';
 import { chmodSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
-import { describe, it, type TestContext } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import { describeRun, runCli, type CliResult } from '../helpers/cli.ts';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 import { startWriter } from '../helpers/processes.ts';
-import { createDatabase, tempDir } from '../helpers/sqlite.ts';
+import { startFauxqs, type S3Server } from '../helpers/servers.ts';
+import { createDatabase, createLargeDatabase, tempDir } from '../helpers/sqlite.ts';
 import { assertExit } from './suite.ts';
 
 /** A vault with two snapshots of one database: the vault's directory, its URL, the database and the ids. */
@@ -59,7 +61,7 @@ describe('ls over a damaged vault', () => {
     const rows = text.stdout.trimEnd().split('\n');
     assert.equal(rows.length, 3, `a header and two rows:\n${text.stdout}`);
     assert.match(rows[1]!, new RegExp(`^${ids[0]}\\s+DAMAGED: manifest ${ids[0]} is damaged: `));
-    assert.match(rows[2]!, new RegExp(`^${ids[1]}\\s+\\S+Z\\s+app\\.db\\s`), 'the readable snapshot keeps its full row');
+    assert.match(rows[2]!, new RegExp(`^${ids[1]}\\s+\\S+Z\\s+\\S*app\\.db\\s`), 'the readable snapshot keeps its full row');
     assert.match(text.stderr, /^pagevault: 1 of 2 manifests cannot be read/m);
     assert.ok(!text.stderr.includes('pagevault ls'), `the hint must not send the user back to ls:\n${text.stderr}`);
 
@@ -237,15 +239,15 @@ describe('--quiet', () => {
 });
 
 describe('log lines', () => {
-  it('each line of a snapshot that falls back carries one component, the source nested under the snapshot', async (t) => {
+  it('each line of a snapshot beside a writer carries one component, the source nested under the snapshot', async (t) => {
     const dir = tempDir(t);
     const db = join(dir, 'busy.db');
     createDatabase(db, { journalMode: 'delete', rows: 4000 });
-    const writer = startWriter(db, { busyTimeoutMs: 10_000 });
+    const writer = startWriter(db, { busyTimeoutMs: 10_000, pauseMs: 2 });
     let r: CliResult;
     try {
       await writer.ready;
-      // Slow enough that the writer's commits restart the stepped copy until it falls back to a held lock.
+      // Slow enough that the writer's commits restart the stepped copy, which the source logs (debug, or warn on a fallback).
       r = await runCli(['snapshot', db, `file://${join(dir, 'vault')}`, '--verbose', '--json', '--max-bytes-per-second', '2MiB']);
     } finally {
       await writer.stop();
@@ -261,5 +263,54 @@ describe('log lines', () => {
     const components = new Set(lines.map((l) => l.line.component));
     assert.ok(components.has('snapshot'), [...components].join(', '));
     assert.ok(components.has('snapshot.source'), `the source's lines under the snapshot: ${[...components].join(', ')}\n${r.stderr}`);
+  });
+});
+
+describe('storage events in the logs (S3 behind a fault proxy)', () => {
+  let server: S3Server;
+  let proxy: FaultProxy;
+  const bucket = 'pagevault-cli-output';
+  before(async () => {
+    server = await startFauxqs();
+    await server.createBucket(bucket);
+    proxy = await startFaultProxy(server.endpoint);
+  });
+  after(async () => {
+    await proxy?.close();
+    await server?.stop();
+  });
+  const env = () => ({ AWS_ENDPOINT_URL_S3: proxy.endpoint, AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: server.secretAccessKey });
+
+  it('a retried request is a warning; throttling shows at --verbose; each line has one component', async (t) => {
+    const dir = tempDir(t);
+    const db = join(dir, 'app.db');
+    createLargeDatabase(db, 3 * 1024 * 1024);
+    const url = `s3://${bucket}/retries`;
+    // The first two writes into the vault answer SlowDown: each is retried.
+    proxy.setRules([{ match: (r) => r.method === 'PUT' && r.path.startsWith(`/${bucket}/retries/`), fault: '503', times: 2 }]);
+    const snap = await runCli(['snapshot', db, url, '--json', '--verbose', '--max-bytes-per-second', '1MiB'], { env: env() });
+    assertExit(snap, 0);
+    assert.equal(proxy.counts()['503'], 2, 'the faults were injected');
+    const lines = logLines(snap.stderr);
+    for (const { raw } of lines) assert.ok(raw.split('"component"').length <= 2, `one component key: ${raw}`);
+    const retries = lines.filter(({ line }) => line.component === 'snapshot.storage' && line.level === 40);
+    assert.equal(retries.length, 2, `two retries logged at warn:\n${snap.stderr}`);
+    for (const { line } of retries) {
+      assert.match(String(line.msg), /^retrying \w+ in \d+ ms$/);
+      assert.ok(Number.isInteger(line.attempt) && (line.attempt as number) >= 1, `attempt ${line.attempt}`);
+      assert.match(String(line.err), /SlowDown|reduce your request rate|503/i);
+    }
+    const waits = lines.filter(({ line }) => line.component === 'snapshot.storage' && line.level === 20 && /waiting for bandwidth/.test(String(line.msg)));
+    assert.ok(waits.length >= 1, `throttling logged at debug:\n${snap.stderr}`);
+
+    proxy.setRules([{ match: (r) => r.method === 'GET' && r.path.startsWith(`/${bucket}/retries/manifests/`), fault: '500', times: 1 }]);
+    const ls = await runCli(['ls', url], { env: env() });
+    assertExit(ls, 0);
+    const lsLines = logLines(ls.stderr);
+    assert.deepEqual(
+      lsLines.map(({ line }) => [line.level, line.component]),
+      [[40, 'list.storage']],
+      `one warning for the retried manifest read, no debug lines without --verbose:\n${ls.stderr}`,
+    );
   });
 });
