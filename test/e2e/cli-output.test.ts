@@ -243,7 +243,7 @@ describe('log lines', () => {
     const dir = tempDir(t);
     const db = join(dir, 'busy.db');
     createDatabase(db, { journalMode: 'delete', rows: 4000 });
-    const writer = startWriter(db, { busyTimeoutMs: 10_000, pauseMs: 2 });
+    const writer = startWriter(db, { busyTimeoutMs: 10_000, pauseMs: 20 });
     let r: CliResult;
     try {
       await writer.ready;
