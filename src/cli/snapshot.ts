@@ -1,7 +1,7 @@
 // `pagevault snapshot <db> <url>`: flags -> SnapshotOptions -> snapshot().
 import { snapshot, type SnapshotResult } from '../index.ts';
 import { storageOptionsFrom, type CommandResult, type Context } from './commands.ts';
-import { formatBytes, formatDuration, parseSize } from './units.ts';
+import { formatBytes, formatDuration, parseDuration, parseSize } from './units.ts';
 
 function sizeFlag(args: Record<string, unknown>, key: string, flag: string): number | undefined {
   const value = args[key];
@@ -22,6 +22,7 @@ export async function run(args: Record<string, unknown>, context: Context): Prom
       partSize: sizeFlag(args, 'partSize', 'part-size'),
       maxBytesPerSecond: sizeFlag(args, 'maxBytesPerSecond', 'max-bytes-per-second'),
       maxBytesInFlight: sizeFlag(args, 'maxBytesInFlight', 'max-bytes-in-flight'),
+      busyTimeoutMs: args.busyTimeout === undefined ? undefined : parseDuration(args.busyTimeout as string, 'busy-timeout'),
       signal: context.signal,
       logger: context.logger,
       onProgress: (p) => progress.update(p.pagesRead, p.pagesEstimated, p.bytesUploaded),

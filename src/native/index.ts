@@ -35,6 +35,15 @@ export interface NativeBinding {
    * through SQLite: closing the probe's descriptor would drop this process's own locks on it.
    */
   lockHolder(path: string, start: number, length: number): number;
+  /**
+   * Opens the file for writing and takes a POSIX write lock on [start, start + length) without waiting:
+   * the descriptor holding it, or -1 when another process holds a conflicting lock. Throws (code EACCES,
+   * EPERM, EROFS, ENOENT, ENOLCK, EIO) when it cannot open or lock. Nothing is written. Release it with
+   * releaseLock(); the caveat of lockHolder applies to that close.
+   */
+  lockExclusive(path: string, start: number, length: number): number;
+  /** Closes a descriptor from lockExclusive(), releasing its lock. */
+  releaseLock(fd: number): void;
 }
 
 let binding: NativeBinding | undefined;

@@ -14,7 +14,8 @@
  * Every SQLite call goes through the API table handed to the entry point (sqlite3ext.h).
  *
  * One more mechanism, apart from SQLite: lockHolder() tells whether another process holds a POSIX
- * record lock on a byte range of a file (fcntl F_GETLK), which is how SQLite's unix VFS locks databases.
+ * record lock on a byte range of a file (fcntl F_GETLK), which is how SQLite's unix VFS locks databases,
+ * and lockExclusive()/releaseLock() take and drop such a lock (F_SETLK) the way SQLite takes EXCLUSIVE.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include <node_api.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -553,6 +555,38 @@ static napi_value pv_errmsg(napi_env env, napi_callback_info info) {
 /* ---------------------------------------------------------------- lock probe */
 
 /*
+ * The arguments of lockHolder and lockExclusive (`fn`), (path, start, length): the path into `path`, the
+ * range into a write-lock request. False (with an exception pending) for bad arguments.
+ */
+static bool pv_lock_args(napi_env env, napi_callback_info info, const char *fn, char *path, size_t size, struct flock *fl) {
+  size_t argc = 3;
+  napi_value argv[3];
+  size_t len = 0;
+  int64_t start = -1, length = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      napi_get_value_string_utf8(env, argv[0], path, size, &len) != napi_ok ||
+      napi_get_value_int64(env, argv[1], &start) != napi_ok || napi_get_value_int64(env, argv[2], &length) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) pv_throw(env, "PAGEVAULT_NATIVE", fn);
+    return false;
+  }
+  char message[64];
+  const char *bad = len == 0 || len >= size - 1 ? "bad path length" : start < 0 || length < 1 ? "bad range" : NULL;
+  if (bad) {
+    snprintf(message, sizeof(message), "%s: %s", fn, bad);
+    pv_throw(env, "PAGEVAULT_NATIVE", message);
+    return false;
+  }
+  memset(fl, 0, sizeof(*fl));
+  fl->l_type = F_WRLCK;
+  fl->l_whence = SEEK_SET;
+  fl->l_start = (off_t)start;
+  fl->l_len = (off_t)length;
+  return true;
+}
+
+/*
  * lockHolder(path, start, length): 0 when no other process holds a POSIX lock that would conflict with a
  * write lock on [start, start + length) of the file (or the file does not exist), the holder's pid, or -1
  * when a holder exists whose pid this process cannot see (another pid namespace, an OFD lock). Throws
@@ -561,35 +595,66 @@ static napi_value pv_errmsg(napi_env env, napi_callback_info info) {
  * so the caller must not probe a file its own process has open through SQLite.
  */
 static napi_value pv_lock_holder(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) return pv_throw(env, "PAGEVAULT_NATIVE", "lockHolder(path, start, length)");
   char path[4096];
-  size_t len = 0;
-  NAPI_OK(napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &len));
-  if (len == 0 || len >= sizeof(path) - 1) return pv_throw(env, "PAGEVAULT_NATIVE", "lockHolder: bad path length");
-  int64_t start, length;
-  NAPI_OK(napi_get_value_int64(env, argv[1], &start));
-  NAPI_OK(napi_get_value_int64(env, argv[2], &length));
-  if (start < 0 || length < 1) return pv_throw(env, "PAGEVAULT_NATIVE", "lockHolder: bad range");
+  struct flock fl;
+  if (!pv_lock_args(env, info, "lockHolder", path, sizeof(path), &fl)) return NULL;
   int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return pv_number(env, 0);
     return pv_throw(env, errno == EACCES ? "EACCES" : "EIO", "lockHolder: cannot open the file");
   }
-  struct flock fl;
-  memset(&fl, 0, sizeof(fl));
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = (off_t)start;
-  fl.l_len = (off_t)length;
   int rc = fcntl(fd, F_GETLK, &fl);
   int err = errno;
   close(fd);
   if (rc < 0) return pv_throw(env, err == ENOLCK ? "ENOLCK" : "EIO", "lockHolder: fcntl(F_GETLK) failed");
   if (fl.l_type == F_UNLCK) return pv_number(env, 0);
   return pv_number(env, fl.l_pid > 0 ? (double)fl.l_pid : -1);
+}
+
+/* The errno names the TypeScript side branches on. */
+static const char *pv_errno_code(int err) {
+  switch (err) {
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case EROFS: return "EROFS";
+    case ENOENT: return "ENOENT";
+    case ENOLCK: return "ENOLCK";
+    default: return "EIO";
+  }
+}
+
+/*
+ * lockExclusive(path, start, length): opens the file for writing and takes a POSIX write lock on
+ * [start, start + length) without waiting, the way SQLite's unix VFS takes EXCLUSIVE. Returns the
+ * descriptor that holds the lock, or -1 when another process holds a conflicting lock. Throws with the
+ * errno name as code (EACCES, EPERM, EROFS, ENOENT, ENOLCK, EIO) when the file cannot be opened for
+ * writing or locked. Nothing is written. The lock lasts until releaseLock(fd); the lockHolder caveat
+ * applies: closing that descriptor drops every POSIX lock this process holds on the file.
+ */
+static napi_value pv_lock_exclusive(napi_env env, napi_callback_info info) {
+  char path[4096];
+  struct flock fl;
+  if (!pv_lock_args(env, info, "lockExclusive", path, sizeof(path), &fl)) return NULL;
+  int fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return pv_throw(env, pv_errno_code(errno), "lockExclusive: cannot open the file for writing");
+  if (fcntl(fd, F_SETLK, &fl) == 0) return pv_number(env, fd);
+  int err = errno;
+  close(fd);
+  if (err == EACCES || err == EAGAIN) return pv_number(env, -1);
+  return pv_throw(env, pv_errno_code(err), "lockExclusive: fcntl(F_SETLK) failed");
+}
+
+/* releaseLock(fd): closes a descriptor from lockExclusive, releasing its lock. */
+static napi_value pv_release_lock(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd = -1;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    return pv_throw(env, "PAGEVAULT_NATIVE", "releaseLock(fd)");
+  }
+  close(fd);
+  return NULL;
 }
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
@@ -599,7 +664,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   } fns[] = {
       {"start", pv_start}, {"step", pv_step},   {"drain", pv_drain},
       {"finish", pv_finish}, {"close", pv_close_fn}, {"errmsg", pv_errmsg},
-      {"lockHolder", pv_lock_holder},
+      {"lockHolder", pv_lock_holder}, {"lockExclusive", pv_lock_exclusive}, {"releaseLock", pv_release_lock},
   };
   for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
     napi_value f;

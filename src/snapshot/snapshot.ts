@@ -59,6 +59,8 @@ export interface SnapshotOptions {
   compressionLevel?: number;
   /** Codec worker threads. */
   workers?: number;
+  /** How long a locked source is waited for before the snapshot fails with SOURCE_BUSY (default sourceDefaults.busyTimeoutMs). */
+  busyTimeoutMs?: number;
   signal?: AbortSignal;
   logger?: Logger;
   onProgress?: (p: SnapshotProgress) => void;
@@ -131,7 +133,11 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
   let chunker: Chunker | undefined;
   let opened: PageSource | undefined;
   try {
-    const source = await PageSource.open(options.source, { signal, logger: log });
+    const source = await PageSource.open(options.source, {
+      signal,
+      logger: log,
+      ...(options.busyTimeoutMs !== undefined ? { busyTimeoutMs: options.busyTimeoutMs } : {}),
+    });
     opened = source;
     await ensureRepository(storage, { signal });
     let parent = options.full ? undefined : await latestManifest(storage, { signal, logger: log });

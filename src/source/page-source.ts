@@ -20,7 +20,9 @@ import { sourceDefaults } from '../config/defaults.ts';
 import { PagevaultError, SourceError, throwIfAborted } from '../errors.ts';
 import { native, registerConnection, SQLITE, type BackupHandle } from '../native/index.ts';
 import { componentLogger } from '../util/logger.ts';
+import { readOnlyFailure, sqliteCodeName } from './read-only.ts';
 import { readSourceHeader } from './validate.ts';
+import { removeWalFilesWeCreated, walFilesBefore, type WalCleanup, type WalFilesBefore } from './wal-files.ts';
 
 export type ConsistencyMode = 'wal-read-transaction' | 'rollback-stepped' | 'rollback-locked' | 'application';
 
@@ -91,6 +93,8 @@ interface Connection {
   /** Ours to close (a read-only connection we opened), as opposed to the application's. */
   owned: boolean;
   holdsReadTransaction: boolean;
+  /** Ours: the database's path, and whether its -wal and -shm were there before we opened it. */
+  own?: { path: string; walBefore: WalFilesBefore };
 }
 
 type SqliteFailure = Error & { code?: string };
@@ -106,6 +110,8 @@ function sourceFailure(what: string, path: string | undefined, err: unknown): Pa
   const code = (err as SqliteFailure)?.code ?? '';
   const name = path ?? 'the application database';
   const detail = (err as Error)?.message ?? String(err);
+  const readOnly = readOnlyFailure(what, path, code, err);
+  if (readOnly) return readOnly;
   if (code.startsWith('SQLITE_NOTADB')) {
     return new SourceError('SOURCE_NOT_SQLITE', `${what}: ${name} is not a SQLite database (${detail})`, { cause: err });
   }
@@ -153,6 +159,8 @@ export class PageSource {
   private readonly stats = { pageCount: 0, pagesDelivered: 0, resentPages: 0, restarts: 0, steps: 0, busyWaits: 0 };
   private readonly fallbacks: string[] = [];
   private finalResult: PageSourceResult | undefined;
+  /** The database whose -wal and -shm our first own connection may have created (see removeWalFiles). */
+  private walFiles: { path: string; walBefore: WalFilesBefore } | undefined;
 
   private constructor(
     connection: Connection,
@@ -161,6 +169,7 @@ export class PageSource {
     options: PageSourceOptions,
   ) {
     this.connection = connection;
+    this.walFiles = connection.own;
     this.facts = facts;
     this.mode = mode;
     this.signal = options.signal;
@@ -205,8 +214,9 @@ export class PageSource {
         );
         return new PageSource(connection, facts, header.wal ? 'wal-read-transaction' : 'rollback-stepped', options);
       } catch (err) {
-        connection.db.close();
-        throw sourceFailure('open source', path, err);
+        const failure = sourceFailure('open source', path, err);
+        closeOwnConnection(connection, componentLogger(options.logger, 'source'));
+        throw failure;
       }
     }
     return PageSource.openApplication(source, options);
@@ -308,6 +318,20 @@ export class PageSource {
     if (this.closed) return;
     this.closed = true;
     this.release();
+    this.removeWalFiles();
+  }
+
+  /**
+   * Once closed: removes the -wal and -shm our own connection created, if no other connection uses them
+   * (wal-files.ts). close() tries; a caller whose other readers of the database (a source check in another
+   * process) outlived it calls this again once they are gone. 'in-use' leaves them to a later call; any
+   * other outcome is final. Never throws.
+   */
+  removeWalFiles(): WalCleanup | undefined {
+    if (!this.closed || !this.walFiles) return undefined;
+    const outcome = removeCreatedWalFiles(this.walFiles.path, this.walFiles.walBefore, this.log);
+    if (outcome !== 'in-use') this.walFiles = undefined;
+    return outcome;
   }
 
   private checkCancelled(): void {
@@ -373,6 +397,8 @@ export class PageSource {
     const message = native().errmsg(this.handle!, rc);
     const primary = rc & 0xff;
     const name = this.facts.path ?? 'the application database';
+    const readOnly = readOnlyFailure('backup step', this.facts.path, sqliteCodeName(rc), new Error(message));
+    if (readOnly) return readOnly;
     if (primary === SQLITE.NOTADB) return new SourceError('SOURCE_NOT_SQLITE', `backup step: ${name} is not a SQLite database (${message})`);
     if (primary === SQLITE.CORRUPT) {
       return new SourceError('SOURCE_CORRUPT', `backup step: ${name} is corrupt (${message}); run PRAGMA integrity_check on it`);
@@ -432,6 +458,7 @@ export class PageSource {
     const path = this.facts.path!;
     this.release();
     this.connection = await openOwnConnection(path, this.retryOptions());
+    this.walFiles ??= this.connection.own;
     if (from === 'application') {
       this.mode = (await readSourceHeader(path)).wal ? 'wal-read-transaction' : 'rollback-stepped';
     } else {
@@ -545,8 +572,30 @@ async function retryWhileBusy<T>(fn: () => T, options: PageSourceOptions): Promi
   }
 }
 
+/** removeWalFilesWeCreated, logged; an I/O error is logged and reported as 'error'. */
+function removeCreatedWalFiles(path: string, walBefore: WalFilesBefore, log: Logger): WalCleanup {
+  try {
+    const outcome = removeWalFilesWeCreated(path, walBefore);
+    if (outcome === 'removed') log.debug({ path }, 'removed the empty -wal and -shm our read-only connection had created');
+    else if (outcome === 'no-write-access' || outcome === 'unsupported' || outcome === 'open-here') {
+      log.info({ path, reason: outcome }, 'left the empty -wal and -shm our read-only connection created: removing them safely needs a write lock on the database, from a process that has it open nowhere else');
+    } else log.debug({ path, outcome }, 'left the -wal and -shm in place');
+    return outcome;
+  } catch (err) {
+    log.warn({ path, err: (err as Error).message }, 'could not check the -wal and -shm our read-only connection created');
+    return 'error';
+  }
+}
+
+/** Closes an own connection that never reached a PageSource, and removes the -wal and -shm it created. */
+function closeOwnConnection(c: Connection, log: Logger): void {
+  c.db.close();
+  if (c.own) removeCreatedWalFiles(c.own.path, c.own.walBefore, log);
+}
+
 async function openOwnConnection(path: string, options: PageSourceOptions): Promise<Connection> {
   throwIfAborted(options.signal, 'open source');
+  const own = { path, walBefore: walFilesBefore(path) };
   let db: SqliteDatabase;
   try {
     // timeout 0: a locked database answers SQLITE_BUSY at once and we back off without blocking the event loop.
@@ -563,9 +612,10 @@ async function openOwnConnection(path: string, options: PageSourceOptions): Prom
       db.pragma(`cache_size = -${sourceDefaults.sourceCacheKiB}`);
       return registerConnection(db);
     }, options);
-    return { db, token, owned: true, holdsReadTransaction: false };
+    return { db, token, owned: true, holdsReadTransaction: false, own };
   } catch (err) {
-    db.close();
-    throw sourceFailure('open source', path, err);
+    const failure = sourceFailure('open source', path, err);
+    closeOwnConnection({ db, token: 0, owned: true, holdsReadTransaction: false, own }, componentLogger(options.logger, 'source'));
+    throw failure;
   }
 }
