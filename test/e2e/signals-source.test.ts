@@ -150,6 +150,22 @@ describe('a snapshot told to stop exits within the grace period, publishing noth
       }
     });
 
+    it('a restore on a slow link: SIGINT mid-download exits 130 within the grace period, the target untouched', async (t) => {
+      const url = await target.freshUrl();
+      assertExit(await runCli(['snapshot', db, url], { env: target.env }), 0);
+      const restoreDir = join(dir, 'restore-slow');
+      mkdirSync(restoreDir);
+      const path = join(restoreDir, 'app.db');
+      const seen = slow.log.length;
+      const run = spawnCli(['restore', url, path], { env: { ...target.env, AWS_ENDPOINT_URL_S3: slow.endpoint } });
+      await slow.waitFor((r) => slow.log.indexOf(r) >= seen && r.method === 'GET' && r.url.includes('/packs/') && r.down >= MiB, 60_000);
+      const r = await interrupt(run, 'SIGINT');
+      t.diagnostic(`SIGINT during a restore: exited ${r.exitMs.toFixed(0)} ms after the signal`);
+      assertExit(r, 130);
+      assert.ok(r.exitMs < exitWithinMs, `exited ${r.exitMs.toFixed(0)} ms after the signal\n${describeRun(r)}`);
+      assert.deepEqual(readdirSync(restoreDir), [], 'no target and no temp file');
+    });
+
     it('on a slow link: SIGTERM with a part mid-body', async (t) => {
       const url = await target.freshUrl();
       const prefix = `/${url.slice('s3://'.length)}/`;
