@@ -125,6 +125,6 @@ export const restoreDefaults = {
   maxRawBytes: 16 * MiB,
   /** ...when at most this many unneeded bytes separate them. */
   maxGap: 256 * KiB,
-  /** Threads the integrity check of the restored file is split across (one per core, at most 4; 1: not split). */
+  /** Processes the integrity check of the restored file is split across (one per core, at most 4; 1: not split). */
   checkThreads: Math.max(1, Math.min(4, availableParallelism())),
 } as const;

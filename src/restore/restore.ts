@@ -6,18 +6,19 @@
 //
 // Until the rename, the target is untouched; on any failure the temp file is removed. What happens to the
 // target itself (symlinks, -wal/-shm beside it, other processes holding it, owner and mode) is target.ts.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { codecDefaults, restoreDefaults } from '../config/defaults.ts';
 import { CodecPool, failedItem, returnedBuffers } from '../chunk/pool.ts';
 import { AbortedError, IntegrityError, StorageError, throwIfAborted, UsageError } from '../errors.ts';
 import type { StorageClient } from '../storage/client.ts';
 import { openStorage, parseStorageUrl, type StorageOptions } from '../storage/registry.ts';
+import { raceAbort } from '../util/abort.ts';
 import { BufferPool } from '../util/buffer-pool.ts';
 import { componentLogger } from '../util/logger.ts';
 import { runAll } from '../util/run-all.ts';
@@ -74,7 +75,7 @@ export interface RestoreOptions {
    * INTEGRITY_CHECK.
    */
   acceptDamaged?: boolean;
-  /** Threads the integrity check is split across (see checkDatabase); 1 runs PRAGMA integrity_check whole. */
+  /** Processes the integrity check is split across (see checkDatabase); 1 runs PRAGMA integrity_check whole. */
   checkThreads?: number;
   /** Ranged reads at once. */
   concurrency?: number;
@@ -240,26 +241,28 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     };
     await runAll(plan.parallel, concurrency, fetchAndWrite, { ...(signal ? { signal } : {}), what: 'restore' });
     for (const step of plan.ordered) {
+      throwIfAborted(signal, 'restore');
       if (step.kind === 'read') await fetchAndWrite(step.read);
       else {
         const zeros = Buffer.alloc(step.extent.pageCount * manifest.pageSize);
         await fh.write(zeros, 0, zeros.length, (step.extent.firstPage - 1) * manifest.pageSize);
       }
     }
-    // The flush to disk, the integrity check (a thread of its own) and the read-back digest (this thread) are
+    // The flush to disk, the integrity check (processes of its own) and the read-back digest (this thread) are
     // independent, so they run at once; the rename waits for all three. None then blocks the event loop.
     const check = options.quickCheck ? 'quick_check' : 'integrity_check';
+    log.info({ id, bytesDownloaded: downloaded, check }, 'downloaded and written; verifying the restored database');
     let failedCheck: CheckFailedError | undefined;
     const checked =
       manifest.pageCount > 0
-        ? checkDatabase(temp, check, id, checkThreads, options.acceptDamaged === true).catch((err: unknown) => {
+        ? checkDatabase(temp, check, id, checkThreads, options.acceptDamaged === true, signal).catch((err: unknown) => {
             if (!(err instanceof CheckFailedError)) throw err;
             if (!options.acceptDamaged) throw withDamagedSourceHint(err, id!);
             failedCheck = err;
           })
         : undefined;
     // A digest that fails is reported before a failed check: then the vault, not the source, is damaged.
-    await allOrFirstFailure([manifest.databaseDigest !== null ? verifyDatabaseDigest(fh, manifest, id) : undefined, checked, fh.sync()]);
+    await allOrFirstFailure([manifest.databaseDigest !== null ? verifyDatabaseDigest(fh, manifest, id, signal) : undefined, checked, fh.sync()]);
     let damaged: RestoreResult['damaged'];
     if (failedCheck) {
       damaged = await writeCheckReport(target, id, manifest, check, failedCheck.lines, storage.url);
@@ -315,7 +318,7 @@ async function allOrFirstFailure(work: (Promise<unknown> | undefined)[]): Promis
 }
 
 /** Reads the file back chunk by chunk and checks the whole-database digest the snapshot recorded. */
-async function verifyDatabaseDigest(fh: FileHandle, manifest: Manifest, id: string): Promise<void> {
+async function verifyDatabaseDigest(fh: FileHandle, manifest: Manifest, id: string, signal: AbortSignal | undefined): Promise<void> {
   // Chunk i is bytes [i * chunkBytes, (i + 1) * chunkBytes) of the file, the last one cut short: read whole
   // chunks a few MiB at a time and digest each.
   const chunkBytes = manifest.chunkPages * manifest.pageSize;
@@ -323,6 +326,7 @@ async function verifyDatabaseDigest(fh: FileHandle, manifest: Manifest, id: stri
   const buffer = Buffer.allocUnsafe(Math.max(1, Math.floor(restoreDefaults.readSize / chunkBytes)) * chunkBytes);
   const digests: Uint8Array[] = [];
   for (let position = 0; position < size; ) {
+    throwIfAborted(signal, 'restore');
     const length = Math.min(buffer.length, size - position);
     const { bytesRead } = await fh.read(buffer, 0, length, position);
     if (bytesRead !== length) throw new IntegrityError('DATABASE_DIGEST', `snapshot ${id}: the restored file is shorter than ${manifest.pageCount} pages`);
@@ -335,52 +339,54 @@ async function verifyDatabaseDigest(fh: FileHandle, manifest: Manifest, id: stri
   }
 }
 
-// A check thread: plain CommonJS, so it needs no TypeScript loader; better-sqlite3 is thread-safe across threads
-// as long as each connection stays in one. It opens the file read-only, then answers every request with one
-// message: the database's tables, or the rows of one PRAGMA, or the error. The file is not memory-mapped: that
-// made the check ~10% faster (its pages are in the page cache), but every thread's mapping counted the file
-// again in the process's RSS (4.6 GB for a 4 GiB restore on two threads), which no operator should have to
-// tell apart from memory the restore holds.
-const checkWorkerSource = `
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.sqlite);
+// A check process: plain CommonJS run by `node -e`, so it needs no TypeScript loader. It opens the file
+// read-only, then answers every request with one message: the database's tables, or the rows of one PRAGMA,
+// or the error. A process, not a worker thread: a thread inside a PRAGMA cannot be stopped, and Node's exit
+// waits for it, so a SIGINT during the check of a large restore would wait for the whole check; a process is
+// killed at once. Signals are the parent's to act on. The file is not memory-mapped: that made the check ~10%
+// faster (its pages are in the page cache), but every mapping counts the file again in RSS (4.6 GB for a
+// 4 GiB restore on two threads), which no operator should have to tell apart from memory the restore holds.
+const checkProcessSource = `
+const [sqlite, path] = process.argv.slice(1);
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
+process.on('disconnect', () => process.exit(0));
 let db;
 let openError;
 try {
-  db = new Database(workerData.path, { readonly: true, fileMustExist: true });
+  db = new (require(sqlite))(path, { readonly: true, fileMustExist: true });
 } catch (err) {
-  db = undefined;
   openError = String(err && err.message);
 }
-parentPort.on('message', (request) => {
-  if (!db) return parentPort.postMessage({ error: openError });
+process.on('message', (request) => {
+  if (!db) return process.send({ error: openError });
   try {
     if (request.tables) {
-      parentPort.postMessage({ lines: db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY rootpage").pluck().all() });
+      process.send({ lines: db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY rootpage").pluck().all() });
     } else {
-      parentPort.postMessage({ lines: db.pragma(request.pragma).map((r) => String(Object.values(r)[0])) });
+      process.send({ lines: db.pragma(request.pragma).map((r) => String(Object.values(r)[0])) });
     }
   } catch (err) {
-    parentPort.postMessage({ error: String(err && err.message) });
+    process.send({ error: String(err && err.message) });
   }
 });`;
 
-/** One check thread; its requests are answered in order. */
-class CheckThread {
-  readonly #worker: Worker;
+/** One check process; its requests are answered in order. */
+class CheckProcess {
+  readonly #child: ChildProcess;
   readonly #waiting: { resolve: (lines: string[]) => void; reject: (err: Error) => void }[] = [];
   #failure: Error | undefined;
 
   constructor(path: string) {
     const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.#worker = new Worker(checkWorkerSource, { eval: true, workerData: { path, sqlite } });
-    this.#worker.on('message', (m: { lines?: string[]; error?: string }) => {
+    this.#child = spawn(process.execPath, ['-e', checkProcessSource, sqlite, path], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    this.#child.on('message', (m: { lines?: string[]; error?: string }) => {
       const next = this.#waiting.shift();
       if (m.error !== undefined) this.#fail(new CheckReadError(m.error), next);
       else next?.resolve(m.lines!);
     });
-    this.#worker.once('error', (err) => this.#fail(err));
-    this.#worker.once('exit', (code) => this.#fail(new Error(`integrity check thread exited with code ${code} without an answer`)));
+    this.#child.once('error', (err) => this.#fail(err));
+    this.#child.once('exit', (code, signal) => this.#fail(new Error(`integrity check process exited (${signal ?? code}) without an answer`)));
   }
 
   /** The tables, or the rows of `pragma`. */
@@ -388,18 +394,20 @@ class CheckThread {
     if (this.#failure) return Promise.reject(this.#failure);
     return new Promise((resolve, reject) => {
       this.#waiting.push({ resolve, reject });
-      this.#worker.postMessage(request);
+      this.#child.send(request);
     });
   }
 
-  async close(): Promise<void> {
-    this.#failure ??= new Error('integrity check thread closed');
-    await this.#worker.terminate();
+  /** Ends the process: at once (SIGKILL) when `now`, else by closing its channel once it has answered. */
+  close(now: boolean): void {
+    this.#failure ??= new Error('integrity check process closed');
+    if (now) this.#child.kill('SIGKILL');
+    else if (this.#child.connected) this.#child.disconnect();
   }
 
   #fail(err: Error, first?: { reject: (err: Error) => void }): void {
     first?.reject(err);
-    if (err instanceof CheckReadError && first) return; // one request failed; the thread still answers
+    if (err instanceof CheckReadError && first) return; // one request failed; the process still answers
     this.#failure ??= err;
     for (const w of this.#waiting.splice(0)) w.reject(err);
   }
@@ -409,32 +417,45 @@ class CheckThread {
 class CheckReadError extends Error {}
 
 /**
- * PRAGMA integrity_check (or quick_check) of the restored file, off the main thread. With more than one core
- * and more than one table, integrity_check is split across threads into the checks it is made of, which SQLite
+ * PRAGMA integrity_check (or quick_check) of the restored file, in check processes. With more than one core
+ * and more than one table, integrity_check is split across processes into the checks it is made of, which SQLite
  * also runs apart: quick_check of the whole file (every b-tree's structure, every record, the free list, pages
  * used twice or never) and integrity_check(<table>) for each table (that table and its indexes, with the
  * index-to-table and UNIQUE checks quick_check leaves out). Together they check what integrity_check does.
  */
-async function checkDatabase(path: string, check: 'integrity_check' | 'quick_check', id: string, maxThreads: number, everything: boolean): Promise<void> {
-  const threads = [new CheckThread(path)];
+async function checkDatabase(
+  path: string,
+  check: 'integrity_check' | 'quick_check',
+  id: string,
+  maxProcesses: number,
+  everything: boolean,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const checkers = [new CheckProcess(path)];
   const quote = (name: string) => `'${name.replaceAll("'", "''")}'`;
   try {
     let pragmas: string[] = [check];
-    if (check === 'integrity_check' && maxThreads > 1) {
-      const tables = await threads[0]!.run({ tables: true });
+    if (check === 'integrity_check' && maxProcesses > 1) {
+      const tables = await checkers[0]!.run({ tables: true });
       if (tables.length > 1) pragmas = ['quick_check', ...tables.map((t) => `integrity_check(${quote(t)})`)];
     }
-    while (threads.length < Math.min(maxThreads, pragmas.length)) threads.push(new CheckThread(path));
+    while (checkers.length < Math.min(maxProcesses, pragmas.length)) checkers.push(new CheckProcess(path));
     const queue = [...pragmas];
     // Pragma, then its lines; the first failure stops the check unless the whole report is wanted.
     const failures: { pragma: string; lines: string[] }[] = [];
-    await Promise.all(
-      threads.map(async (thread) => {
-        for (let pragma = queue.shift(); pragma !== undefined && (everything || failures.length === 0); pragma = queue.shift()) {
-          const lines = await thread.run({ pragma });
-          if (lines.length !== 1 || lines[0] !== 'ok') failures.push({ pragma, lines });
-        }
-      }),
+    // An abort stops the wait at once; the processes are killed below.
+    await raceAbort(
+      Promise.all(
+        checkers.map(async (checker) => {
+          for (let pragma = queue.shift(); pragma !== undefined && (everything || failures.length === 0); pragma = queue.shift()) {
+            // SQLite puts "*** in database main ***" and the first error in one row: one line each.
+          const lines = (await checker.run({ pragma })).flatMap((l) => l.split('\n'));
+            if (lines.length !== 1 || lines[0] !== 'ok') failures.push({ pragma, lines });
+          }
+        }),
+      ),
+      signal,
+      'restore: integrity check',
     );
     if (failures.length > 0) {
       const first = failures[0]!;
@@ -447,7 +468,7 @@ async function checkDatabase(path: string, check: 'integrity_check' | 'quick_che
     if (err instanceof CheckReadError) throw new CheckFailedError(`snapshot ${id}: the restored database cannot be read: ${err.message}`, [err.message]);
     throw err;
   } finally {
-    await Promise.all(threads.map((t) => t.close()));
+    for (const c of checkers) c.close(signal?.aborted === true);
   }
 }
 
@@ -459,6 +480,7 @@ class CheckFailedError extends IntegrityError {
     options?: { hint?: string },
   ) {
     super('INTEGRITY_CHECK', message, options);
+    this.name = 'IntegrityError'; // a detail of this file; callers see the kind
   }
 }
 
@@ -508,6 +530,7 @@ class PackMissingError extends IntegrityError {
     options: { cause: unknown },
   ) {
     super('PACK_MISSING', message, options);
+    this.name = 'IntegrityError';
   }
 }
 

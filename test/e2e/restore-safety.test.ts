@@ -447,6 +447,36 @@ describe('restore: a target that cannot be written, a restore killed or interrup
     assert.deepEqual(readdirSync(out), ['app.db'], 'the stale temp file is gone');
   });
 
+  it('SIGTERM during the integrity check of a large restore exits 143 at once and leaves nothing', async (t) => {
+    const dir = tempDir(t);
+    const db = join(dir, 'rows.db');
+    // Many small rows under two indexes: integrity_check takes seconds, far longer than the download.
+    const d = new Database(db);
+    d.pragma('journal_mode = off');
+    d.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b INTEGER); CREATE INDEX ta ON t(a); CREATE INDEX tb ON t(b);');
+    d.exec('WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 900000) INSERT INTO t SELECT x, hex(randomblob(16)), random() FROM c');
+    d.close();
+    const url = `file://${join(dir, 'vault')}`;
+    assertExit(await runCli(['snapshot', db, url]), 0);
+    const out = join(dir, 'out');
+    mkdirSync(out);
+    const { child, finished } = spawnCli(['restore', url, join(out, 'app.db')]);
+    let verifying = false;
+    child.stderr!.on('data', (chunk: string) => (verifying ||= chunk.includes('verifying the restored database')));
+    const deadline = Date.now() + 60_000;
+    while (!verifying && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(verifying, 'the restore reached its integrity check');
+    await new Promise((r) => setTimeout(r, 300));
+    const signalled = Date.now();
+    child.kill('SIGTERM');
+    const r = await finished;
+    const took = Date.now() - signalled;
+    assertExit(r, 143);
+    // The check alone takes about 3 s here: an exit that waited for it would take over 2 s.
+    assert.ok(took < 1200, `exited ${took} ms after the signal`);
+    assert.deepEqual(readdirSync(out), [], 'no target and no temp file');
+  });
+
   it('a restore interrupted by SIGINT exits 130 and does not touch the target', async (t) => {
     const { url, out, target } = await largeVault(t, 96 * 1024 * 1024);
     createDatabase(target, { rows: 3 });
