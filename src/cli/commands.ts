@@ -26,6 +26,8 @@ export interface CommandResult {
    * the error, and the error decides the exit code; with --json, `value`'s fields go beside `error`.
    */
   error?: unknown;
+  /** A success that is not all right (9: a snapshot published of a source that failed its check); default 0. */
+  exitCode?: number;
 }
 
 export interface CommandModule {
@@ -99,6 +101,17 @@ export const commands: CommandSpec[] = [
       'busy-timeout': {
         type: 'string',
         describe: `how long a locked source database is waited for before the snapshot fails (exit 3), a duration like 500ms, 30s or 2m; a bare number is seconds (default ${sourceDefaults.busyTimeoutMs / 1000}s)`,
+      },
+      'source-check': {
+        type: 'string',
+        choices: ['quick', 'full', 'none'],
+        describe:
+          `check the source while it is copied: quick = PRAGMA quick_check, full = integrity_check (default ${snapshotDefaults.sourceCheck}); ` +
+          'a source that fails is still snapshotted, with a warning and exit 9',
+      },
+      'new-source': {
+        type: 'boolean',
+        describe: "accept a database other than the one the vault's snapshots are of (other path, file name, page size or application_id); it becomes the vault's source",
       },
     },
     examples: [

@@ -123,7 +123,7 @@ async function main(argv: string[]): Promise<number> {
     });
     if (result.error === undefined) {
       printResult(output, result.value, result.text);
-      return exitCodes.ok.code;
+      return result.exitCode ?? exitCodes.ok.code;
     }
     // The command did what it could: its findings first, then why it failed.
     const code = exitCodeFor(result.error, received);

@@ -1,5 +1,9 @@
 // `pagevault snapshot <db> <url>`: flags -> SnapshotOptions -> snapshot().
+import { resolve } from 'node:path';
 import { snapshot, type SnapshotResult } from '../index.ts';
+import type { SourceCheckChoice } from '../snapshot/source-check.ts';
+import type { SourceCheckRecord } from '../vault/model.ts';
+import { exitCodes } from './exit-codes.ts';
 import { storageOptionsFrom, type CommandResult, type Context } from './commands.ts';
 import { formatBytes, formatDuration, parseDuration, parseSize } from './units.ts';
 
@@ -23,10 +27,23 @@ export async function run(args: Record<string, unknown>, context: Context): Prom
       maxBytesPerSecond: sizeFlag(args, 'maxBytesPerSecond', 'max-bytes-per-second'),
       maxBytesInFlight: sizeFlag(args, 'maxBytesInFlight', 'max-bytes-in-flight'),
       busyTimeoutMs: args.busyTimeout === undefined ? undefined : parseDuration(args.busyTimeout as string, 'busy-timeout'),
+      ...(args.sourceCheck !== undefined ? { sourceCheck: args.sourceCheck as SourceCheckChoice } : {}),
+      newSource: args.newSource === true,
       signal: context.signal,
       logger: context.logger,
       onProgress: (p) => progress.update(p.pagesRead, p.pagesEstimated, p.bytesUploaded),
     });
+    const check = result.sourceCheck;
+    if (check && !check.ok) {
+      // Published, and still an alarm: stderr, whatever --json and --quiet say; exit 9.
+      const errors = check.errors.slice(0, 5).map((line) => `pagevault:   ${line}\n`).join('');
+      process.stderr.write(
+        `pagevault: warning: source database ${resolve(args.db as string)} FAILED PRAGMA ${check.kind}; ` +
+          `snapshot ${result.id} was published and holds it as it is, damage included:\n${errors}` +
+          `pagevault: hint: repair the database (sqlite3's .recover) or restore a snapshot whose check passed (\`pagevault ls\`), then snapshot again\n`,
+      );
+      return { value: result, text: describe(result), exitCode: exitCodes.sourceDamaged.code };
+    }
     return { value: result, text: describe(result) };
   } finally {
     progress.stop();
@@ -36,8 +53,16 @@ export async function run(args: Record<string, unknown>, context: Context): Prom
 function describe(r: SnapshotResult): string {
   const chunks = `${r.chunksNew} new, ${r.chunksReused} reused, ${r.chunksZero} zero chunks`;
   return (
-    `snapshot ${r.id} in ${r.url}${r.parent ? ` (after ${r.parent})` : ' (full)'}\n` +
+    `snapshot ${r.id} in ${r.url}${r.parent ? ` (after ${r.parent})` : ' (full)'}${r.newSource ? ', a new source for this vault' : ''}\n` +
     `  ${r.pageCount} pages of ${r.pageSize} B (${formatBytes(r.pageCount * r.pageSize)}), read ${formatBytes(r.bytesRead)}, ` +
-    `uploaded ${formatBytes(r.bytesUploaded)} (${chunks}) in ${formatDuration(r.durationMs)}`
+    `uploaded ${formatBytes(r.bytesUploaded)} (${chunks}) in ${formatDuration(r.durationMs)}\n` +
+    `  source check: ${describeCheck(r.sourceCheck)}`
   );
+}
+
+function describeCheck(c: SourceCheckRecord | null): string {
+  if (!c) return 'none';
+  const state = c.sameState ? '' : ' (of a state a moment apart from the snapshot)';
+  if (c.ok) return `PRAGMA ${c.kind} ok in ${formatDuration(c.durationMs)}${state}`;
+  return `PRAGMA ${c.kind} FAILED${state}: ${c.errors[0] ?? ''}${c.errors.length > 1 ? ` (and ${c.errors.length - 1} more lines)` : ''}`;
 }

@@ -18,6 +18,7 @@ import { CodecPool, returnedBuffers } from '../chunk/pool.ts';
 import { maxEncodedSize } from '../chunk/codec.ts';
 import { AbortedError, UsageError } from '../errors.ts';
 import { PageSource } from '../source/index.ts';
+import type { ReadCompanion } from '../source/page-source.ts';
 import type { StorageClient, StorageEventListener } from '../storage/client.ts';
 import { openStorage, type StorageOptions } from '../storage/registry.ts';
 import { partSizeFor } from '../storage/upload.ts';
@@ -26,13 +27,15 @@ import { componentLogger } from '../util/logger.ts';
 import { newSnapshotId } from '../vault/ids.ts';
 import { manifestKey } from '../vault/layout.ts';
 import { databaseDigest, encodeManifest, fixedChunkCount, chunkRange, zeroDigest, type ManifestToEncode } from '../vault/manifest.ts';
-import { FORMAT_VERSION, type Extent } from '../vault/model.ts';
+import { FORMAT_VERSION, type Extent, type SourceCheckRecord } from '../vault/model.ts';
 import { ensureRepository, latestManifest } from '../vault/repository.ts';
 import { Chunker, type Emission } from './chunker.ts';
 import { abortStaleUploads } from './cleanup.ts';
 import { chooseChunkPages } from './chunk-size.ts';
 import { FixedChunks, Locations, UNSET, ZERO } from './locations.ts';
 import { PackWriter } from './pack-writer.ts';
+import { SourceCheck, sourceCheckChoices, type SourceCheckChoice } from './source-check.ts';
+import { identityDifferences, identityInManifest, identityOf, refuseAnotherSource } from './source-identity.ts';
 import { toolVersion } from '../version.ts';
 
 export interface SnapshotOptions {
@@ -61,6 +64,17 @@ export interface SnapshotOptions {
   workers?: number;
   /** How long a locked source is waited for before the snapshot fails with SOURCE_BUSY (default sourceDefaults.busyTimeoutMs). */
   busyTimeoutMs?: number;
+  /**
+   * The source check run while the copy runs (see source-check.ts): 'quick' (PRAGMA quick_check), 'full'
+   * (integrity_check) or 'none'. A source that fails it is still snapshotted: result.sourceCheck.ok is false.
+   */
+  sourceCheck?: SourceCheckChoice;
+  /**
+   * Accept a source that is not the database of the vault's newest snapshot (another path, file name, page
+   * size, application_id or encoding): without it that is SourceError SOURCE_MISMATCH. This snapshot's source
+   * then is the vault's.
+   */
+  newSource?: boolean;
   signal?: AbortSignal;
   logger?: Logger;
   onProgress?: (p: SnapshotProgress) => void;
@@ -92,6 +106,10 @@ export interface SnapshotResult {
   mode: string;
   databaseDigest: string | null;
   durationMs: number;
+  /** The source check's record (also in the manifest), or null when none ran. ok false: the source is damaged. */
+  sourceCheck: SourceCheckRecord | null;
+  /** The source differed from the vault's previous one and newSource accepted it. */
+  newSource: boolean;
 }
 
 function positiveInt(name: string, value: number, min = 1): number {
@@ -110,6 +128,10 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     throw new UsageError('BAD_OPTION', `maxBytesPerSecond must be >= 0, got ${maxBytesPerSecond}`);
   }
   if (!options.storage && !options.url) throw new UsageError('BAD_OPTION', 'snapshot needs a vault url (or a storage client)');
+  const checkChoice = options.sourceCheck ?? snapshotDefaults.sourceCheck;
+  if (!sourceCheckChoices.includes(checkChoice)) {
+    throw new UsageError('BAD_OPTION', `sourceCheck must be one of ${sourceCheckChoices.join(', ')}, got ${String(checkChoice)}`);
+  }
 
   // One controller for the whole pipeline: the caller's signal and our own failures both stop everything.
   const controller = new AbortController();
@@ -132,15 +154,32 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
   let packer: PackWriter | undefined;
   let chunker: Chunker | undefined;
   let opened: PageSource | undefined;
+  let check: SourceCheck | undefined;
+  // The check exists once the source is open (it needs the file's path); the page source meets it when it begins.
+  const companion: ReadCompanion = { probe: async () => check?.probe(), pin: async (mode) => (check ? check.pin(mode) : true) };
   try {
     const source = await PageSource.open(options.source, {
       signal,
       logger: log,
+      companion,
       ...(options.busyTimeoutMs !== undefined ? { busyTimeoutMs: options.busyTimeoutMs } : {}),
     });
     opened = source;
+    const app = typeof options.source === 'string' ? undefined : options.source;
+    check = SourceCheck.start(checkChoice, source.facts.path, {
+      logger: log,
+      signal,
+      ...(options.busyTimeoutMs !== undefined ? { busyTimeoutMs: options.busyTimeoutMs } : {}),
+      ...(app ? { writesToken: () => applicationWrites(app) } : {}),
+    });
     await ensureRepository(storage, { signal });
-    let parent = options.full ? undefined : await latestManifest(storage, { signal, logger: log });
+    // The newest snapshot says which database this vault backs up; with `full` it is not the parent.
+    const previous = await latestManifest(storage, { signal, logger: log });
+    const identity = identityOf(source.facts);
+    const newSource = previous !== undefined && identityDifferences(identityInManifest(previous), identity).length > 0;
+    if (previous && !options.newSource) refuseAnotherSource(previous, identity, storage.url);
+    if (newSource) log.warn({ previous: previous!.id, source: identity }, 'a new source for this vault (newSource): its snapshots are what a restore returns from now on');
+    let parent: typeof previous = options.full ? undefined : previous;
     const parentId = parent?.id ?? null;
     const id = newSnapshotId(new Date(started));
     const pageSize = source.facts.pageSize;
@@ -268,6 +307,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
 
     for await (const batch of source.pages()) {
       if (failure) throw failure;
+      check?.batch(batch.restarted);
       if (batch.restarted) {
         chunker.restart();
         epoch++;
@@ -281,10 +321,17 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       progress();
     }
     const sourceResult = source.result;
+    check?.copyComplete();
     await chunker.finish(sourceResult.pageCount);
     while (inFlight.size > 0) await Promise.all([...inFlight]);
     if (failure) throw failure;
     await packer.finish();
+    // The check ran beside the copy; a damaged source is still published (the best copy there is) and said loudly.
+    const sourceCheck = check ? await check.record() : null;
+    throwIfCancelled(signal, failure);
+    if (sourceCheck && !sourceCheck.ok) {
+      log.warn({ id, source: source.facts.path, check: sourceCheck.kind, errors: sourceCheck.errors }, `the source database failed PRAGMA ${sourceCheck.kind}`);
+    }
 
     // The manifest: fixed chunks in page order, then patches in the order they were written. Its packs are the
     // ones its extents use, in the order of first use. The extents are generated from the tables as the
@@ -347,12 +394,16 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       chunkPages,
       databaseDigest: digest,
       source: {
-        fileName: source.facts.fileName ?? null,
+        path: identity.path,
+        fileName: identity.fileName,
+        applicationId: identity.applicationId,
+        encoding: identity.encoding,
         journalMode: source.facts.journalMode,
         sqliteVersion: source.facts.sqliteVersion,
         headerChangeCounter: source.facts.headerChangeCounter,
         mode: sourceResult.mode,
         hostname: hostname(),
+        check: sourceCheck,
       },
       stats: {
         bytesRead: sourceResult.pagesDelivered * pageSize,
@@ -371,7 +422,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     const bytesUploaded = manifest.stats.bytesUploaded + encoded.length;
     throwIfCancelled(signal, failure);
     await storage.putIfAbsent(manifestKey(id), encoded, { signal });
-    log.info({ id, pageCount, bytesUploaded, ...stats, durationMs }, 'snapshot published');
+    log.info({ id, pageCount, bytesUploaded, ...stats, durationMs, sourceCheck: sourceCheck ? { ok: sourceCheck.ok, durationMs: sourceCheck.durationMs } : null }, 'snapshot published');
     await abortStaleUploads(storage, { olderThanMs: snapshotDefaults.staleUploadAgeMs, signal, logger: log });
     return {
       id,
@@ -388,6 +439,8 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       mode: sourceResult.mode,
       databaseDigest: digest,
       durationMs,
+      sourceCheck,
+      newSource,
     };
   } catch (err) {
     controller.abort(err);
@@ -400,10 +453,24 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
   } finally {
     options.signal?.removeEventListener('abort', onCallerAbort);
     chunker?.dispose();
+    const checkGone = check?.close();
     opened?.close();
     await codec?.close();
     if (ownsStorage) await storage.close();
+    // The check's process had the source open too, so close() may have found its -wal and -shm in use: now
+    // that the process is gone, the files our connection created can go (PageSource.removeWalFiles).
+    await checkGone;
+    if (check) opened?.removeWalFiles();
   }
+}
+
+/**
+ * What has been written through an application's connection, which PRAGMA data_version does not count: rows
+ * changed and the schema's version. Undefined inside a transaction, whose writes are not yet counted.
+ */
+function applicationWrites(db: Database): string | undefined {
+  if (!db.open || db.inTransaction) return undefined;
+  return `${db.prepare('SELECT total_changes()').pluck().get() as number}:${db.pragma('schema_version', { simple: true }) as number}`;
 }
 
 function throwIfCancelled(signal: AbortSignal, failure: Error | undefined): void {

@@ -36,6 +36,20 @@ export interface PageSourceOptions {
   maxRestarts?: number;
   /** Total time a locked source is waited for before falling back or failing. */
   busyTimeoutMs?: number;
+  /** Another connection that must read the state this source copies (the snapshot's source check). */
+  companion?: ReadCompanion;
+}
+
+/**
+ * A reader on a connection of its own that must see the state the backup copies. Each time a backup begins
+ * (again after a fallback) the page source awaits probe(), begins its held read transaction if the mode
+ * holds one, then awaits pin(mode), which begins the companion's and answers whether no commit landed since
+ * probe() (PRAGMA data_version): with a held transaction a false answer makes both begin again (a few times).
+ * Neither rejects; a companion that fails says so in its own result.
+ */
+export interface ReadCompanion {
+  probe(): Promise<void>;
+  pin(mode: ConsistencyMode): Promise<boolean>;
 }
 
 /** What the snapshot says about its source, for the manifest. */
@@ -49,6 +63,9 @@ export interface SourceFacts {
   sqliteVersion: string;
   /** Header bytes 24-27 when the snapshot began (WAL databases do not bump it on every commit). */
   headerChangeCounter: number;
+  /** PRAGMA application_id (header bytes 68-71, signed) and PRAGMA encoding: fixed by the application, not by its data. */
+  applicationId: number;
+  encoding: string;
   kind: 'file' | 'application';
 }
 
@@ -139,6 +156,7 @@ export class PageSource {
   private readonly stepPages: number;
   private readonly maxRestarts: number;
   private readonly busyTimeoutMs: number;
+  private readonly companion: ReadCompanion | undefined;
 
   private connection: Connection | undefined;
   private handle: BackupHandle | undefined;
@@ -177,6 +195,7 @@ export class PageSource {
     this.stepPages = options.stepPages ?? stepPagesFor(facts.pageSize);
     this.maxRestarts = options.maxRestarts ?? sourceDefaults.maxRestarts;
     this.busyTimeoutMs = options.busyTimeoutMs ?? sourceDefaults.busyTimeoutMs;
+    this.companion = options.companion;
     if (!Number.isInteger(this.stepPages) || this.stepPages < 1) {
       throw new RangeError(`stepPages must be a positive integer, got ${options.stepPages}`);
     }
@@ -208,6 +227,8 @@ export class PageSource {
             journalMode: String(db.pragma('journal_mode', { simple: true })),
             sqliteVersion: db.prepare('SELECT sqlite_version()').pluck().get() as string,
             headerChangeCounter: header.changeCounter,
+            applicationId: db.pragma('application_id', { simple: true }) as number,
+            encoding: String(db.pragma('encoding', { simple: true })),
             kind: 'file',
           }),
           options,
@@ -243,6 +264,8 @@ export class PageSource {
       journalMode: String(db.pragma('journal_mode', { simple: true })),
       sqliteVersion: db.prepare('SELECT sqlite_version()').pluck().get() as string,
       headerChangeCounter: header?.changeCounter ?? 0,
+      applicationId: db.pragma('application_id', { simple: true }) as number,
+      encoding: String(db.pragma('encoding', { simple: true })),
       kind: 'application',
     };
     return new PageSource({ db, token, owned: false, holdsReadTransaction: false }, facts, 'application', options);
@@ -474,8 +497,9 @@ export class PageSource {
   }
 
   /** Starts a backup from the current connection, beginning a held read transaction where the mode wants one. */
-  private async attach(): Promise<void> {
+  private async attach(attempt = 1): Promise<void> {
     const c = this.connection!;
+    await this.companion?.probe();
     if (this.mode === 'wal-read-transaction' || this.mode === 'rollback-locked') {
       try {
         await retryWhileBusy(() => {
@@ -498,6 +522,13 @@ export class PageSource {
       const pageSize = c.db.pragma('page_size', { simple: true }) as number;
       if (pageSize !== this.facts.pageSize) this.pageSizeChanged(pageSize);
     }
+    if (this.companion && !(await this.companion.pin(this.mode)) && c.holdsReadTransaction && attempt < sourceDefaults.companionPinAttempts) {
+      // A commit landed between the companion's probe and its read transaction: begin both again.
+      c.holdsReadTransaction = false;
+      c.db.exec('ROLLBACK');
+      return this.attach(attempt + 1);
+    }
+    this.checkCancelled();
     this.handle = native().start(c.token, this.facts.pageSize, sourceDefaults.destinationCacheKiB);
     this.attached = true;
     if (!c.owned && !this.restoreClose) this.hookApplicationClose(c.db);

@@ -7,7 +7,7 @@ import { vaultDefaults } from '../config/defaults.ts';
 import { IntegrityError } from '../errors.ts';
 import { isSnapshotId, isUtcTimestamp } from './ids.ts';
 import { parsePackKey } from './layout.ts';
-import { FORMAT_VERSION, type Extent, type ExtentCodec, type Manifest } from './model.ts';
+import { FORMAT_VERSION, type Extent, type ExtentCodec, type Manifest, type SourceCheckRecord } from './model.ts';
 
 /** "PVMANIF" and a NUL: the first 8 bytes of every manifest. */
 export const MANIFEST_MAGIC = Buffer.from('PVMANIF\0', 'latin1');
@@ -164,7 +164,12 @@ function timestamp(v: unknown, path: string, fail: Fail): string {
 }
 
 const HEAD_KEYS = ['id', 'parent', 'createdAt', 'completedAt', 'tool', 'pageSize', 'pageCount', 'chunkPages', 'databaseDigest', 'source', 'stats', 'packs'] as const;
-const SOURCE_KEYS = ['fileName', 'journalMode', 'sqliteVersion', 'headerChangeCounter', 'mode', 'hostname'] as const;
+const SOURCE_KEYS = ['path', 'fileName', 'applicationId', 'encoding', 'journalMode', 'sqliteVersion', 'headerChangeCounter', 'mode', 'hostname', 'check'] as const;
+const CHECK_KEYS = ['kind', 'ok', 'errors', 'durationMs', 'sameState'] as const;
+const ENCODINGS: readonly string[] = ['UTF-8', 'UTF-16le', 'UTF-16be'];
+/** Lines of a source check's errors a manifest may hold, and characters per line. */
+export const SOURCE_CHECK_MAX_ERRORS = 20;
+export const SOURCE_CHECK_MAX_LINE = 500;
 const STATS_KEYS = ['bytesRead', 'bytesUploaded', 'chunksNew', 'chunksReused', 'chunksZero', 'restarts', 'durationMs'] as const;
 
 /** Checks the scalar fields of `v` and returns a copy holding exactly them, in a fixed order. */
@@ -191,7 +196,11 @@ function checkHead(v: unknown, fail: Fail): ManifestHead {
   }
 
   const source = exactRecord(h.source, 'source', SOURCE_KEYS, fail);
+  const path = source.path === null ? null : str(source.path, 'source.path', fail);
+  if (path !== null && !path.startsWith('/')) fail(`source.path must be null or an absolute path, got ${JSON.stringify(path)}`);
   const fileName = source.fileName === null ? null : str(source.fileName, 'source.fileName', fail);
+  const encoding = str(source.encoding, 'source.encoding', fail);
+  if (!ENCODINGS.includes(encoding)) fail(`source.encoding must be one of ${ENCODINGS.join(', ')}, got ${JSON.stringify(encoding)}`);
   const stats = exactRecord(h.stats, 'stats', STATS_KEYS, fail);
 
   if (!Array.isArray(h.packs)) fail('packs must be an array of pack keys');
@@ -217,16 +226,35 @@ function checkHead(v: unknown, fail: Fail): ManifestHead {
     chunkPages: int(h.chunkPages, 'chunkPages', 1, MAX_PAGE_COUNT, fail),
     databaseDigest,
     source: {
+      path,
       fileName,
+      applicationId: int(source.applicationId, 'source.applicationId', -(2 ** 31), 2 ** 31 - 1, fail),
+      encoding,
       journalMode: str(source.journalMode, 'source.journalMode', fail),
       sqliteVersion: str(source.sqliteVersion, 'source.sqliteVersion', fail),
       headerChangeCounter: int(source.headerChangeCounter, 'source.headerChangeCounter', 0, 0xffff_ffff, fail),
       mode: str(source.mode, 'source.mode', fail),
       hostname: str(source.hostname, 'source.hostname', fail),
+      check: source.check === null ? null : checkRecord(source.check, fail),
     },
     stats: Object.fromEntries(STATS_KEYS.map((k) => [k, int(stats[k], `stats.${k}`, 0, Number.MAX_SAFE_INTEGER, fail)])) as Record<(typeof STATS_KEYS)[number], number>,
     packs,
   };
+}
+
+function checkRecord(v: unknown, fail: Fail): SourceCheckRecord {
+  const c = exactRecord(v, 'source.check', CHECK_KEYS, fail);
+  if (c.kind !== 'quick_check' && c.kind !== 'integrity_check') fail(`source.check.kind must be "quick_check" or "integrity_check", got ${JSON.stringify(c.kind)}`);
+  if (typeof c.ok !== 'boolean') fail(`source.check.ok must be true or false, got ${JSON.stringify(c.ok)}`);
+  if (typeof c.sameState !== 'boolean') fail(`source.check.sameState must be true or false, got ${JSON.stringify(c.sameState)}`);
+  if (!Array.isArray(c.errors) || c.errors.length > SOURCE_CHECK_MAX_ERRORS) fail(`source.check.errors must be an array of at most ${SOURCE_CHECK_MAX_ERRORS} lines`);
+  const errors = c.errors.map((line: unknown, i) => {
+    const s = str(line, `source.check.errors[${i}]`, fail);
+    if (s.length > SOURCE_CHECK_MAX_LINE) fail(`source.check.errors[${i}] is longer than ${SOURCE_CHECK_MAX_LINE} characters`);
+    return s;
+  });
+  if (c.ok === (errors.length > 0)) fail(c.ok ? 'source.check is ok but lists errors' : 'source.check failed but lists no error');
+  return { kind: c.kind, ok: c.ok, errors, durationMs: int(c.durationMs, 'source.check.durationMs', 0, Number.MAX_SAFE_INTEGER, fail), sameState: c.sameState };
 }
 
 /** What is wrong with extent `i` of a manifest with these scalar fields, or undefined. */

@@ -37,15 +37,49 @@ export interface ZeroExtent {
 
 export type Extent = StoredExtent | ZeroExtent;
 
+/** Which PRAGMA the source check ran. */
+export type SourceCheckKind = 'quick_check' | 'integrity_check';
+
+/** What the source check found: SQLite's verdict on the source database as the snapshot read it. */
+export interface SourceCheckRecord {
+  kind: SourceCheckKind;
+  /** SQLite answered "ok" and nothing else. */
+  ok: boolean;
+  /**
+   * The first lines SQLite reported (at most 20, each at most 500 characters), or why the check did not
+   * complete ("the check did not complete: ..."); empty when ok.
+   */
+  errors: string[];
+  /** How long the PRAGMA ran (0 when it did not complete). */
+  durationMs: number;
+  /**
+   * The check provably read the state the snapshot holds (see docs/FORMAT.md, "The source check"); false when
+   * that cannot be shown (the copy restarted after the check began, or an application wrote meanwhile).
+   */
+  sameState: boolean;
+}
+
+/**
+ * The source database, as the snapshot found it. Its identity (path, fileName, the manifest's pageSize,
+ * applicationId, encoding) is what a later snapshot into the same vault is compared with.
+ */
 export interface SourceFactsRecord {
+  /** Absolute path of the database file (as given, made absolute; symlinks not resolved); null in memory. */
+  path: string | null;
   /** Base name of the database file; null for an application's in-memory database. */
   fileName: string | null;
+  /** PRAGMA application_id: the header's signed 32-bit integer at offset 68 (0 unless the application set it). */
+  applicationId: number;
+  /** PRAGMA encoding: "UTF-8", "UTF-16le" or "UTF-16be", fixed when the database was created. */
+  encoding: string;
   journalMode: string;
   sqliteVersion: string;
   headerChangeCounter: number;
   /** The consistency mode that produced the snapshot (see src/source/page-source.ts). */
   mode: string;
   hostname: string;
+  /** The source check, or null when none ran (none asked for, or an in-memory database). */
+  check: SourceCheckRecord | null;
 }
 
 export interface SnapshotStats {

@@ -191,6 +191,41 @@ test('a sealed body that breaks the model is MANIFEST_DAMAGED, with a message th
   assert.throws(() => decodeManifest(seal(joinBody({ ...json, pageCount: 200 }, rest))), damaged('MANIFEST_DAMAGED', new RegExp(`^manifest ${ID} is damaged`)));
 });
 
+test("round trip: the source's identity and its check, passed, failed, or none", () => {
+  const failed = { kind: 'integrity_check', ok: false, errors: ['Tree 2 page 854: btreeInitPage() returns error code 11', 'x'.repeat(500)], durationMs: 1234, sameState: false } as const;
+  for (const source of [
+    { ...baseManifest().source, check: { ...failed, errors: [...failed.errors] } },
+    { ...baseManifest().source, applicationId: -2_147_483_648, encoding: 'UTF-16be', check: null },
+    { ...baseManifest().source, path: null, fileName: null, applicationId: 0x0f055112, check: null },
+  ]) {
+    const m = baseManifest({ source });
+    const decoded = decodeManifest(encodeManifest(m), m.id);
+    assert.deepEqual(decoded.source, source);
+  }
+});
+
+test('a source record that breaks the model is refused on encode and MANIFEST_DAMAGED on decode', () => {
+  const base = baseManifest();
+  const check = base.source.check!;
+  const bad: Array<[string, unknown, RegExp]> = [
+    ['relative path', { ...base.source, path: 'app.db' }, /source.path must be null or an absolute path/],
+    ['unknown encoding', { ...base.source, encoding: 'latin1' }, /source.encoding must be one of/],
+    ['application_id past 32 bits', { ...base.source, applicationId: 2 ** 31 }, /source.applicationId must be an integer from -2147483648 to 2147483647/],
+    ['no check field', (({ check: _, ...rest }) => rest)(base.source), /source lacks fields: check/],
+    ['unknown check kind', { ...base.source, check: { ...check, kind: 'fast_check' } }, /source.check.kind must be/],
+    ['ok with errors', { ...base.source, check: { ...check, errors: ['x'] } }, /ok but lists errors/],
+    ['failed without errors', { ...base.source, check: { ...check, ok: false } }, /failed but lists no error/],
+    ['too many error lines', { ...base.source, check: { ...check, ok: false, errors: Array.from({ length: 21 }, () => 'x') } }, /at most 20 lines/],
+    ['an error line too long', { ...base.source, check: { ...check, ok: false, errors: ['x'.repeat(501)] } }, /longer than 500 characters/],
+    ['sameState missing', { ...base.source, check: { kind: 'quick_check', ok: true, errors: [], durationMs: 1 } }, /source.check lacks fields: sameState/],
+  ];
+  const { json, rest } = splitBody(bodyOf(encodeManifest(base)));
+  for (const [name, source, message] of bad) {
+    assert.throws(() => encodeManifest({ ...base, source: source as Manifest['source'] }), (err: unknown) => err instanceof TypeError && message.test(err.message), name);
+    assert.throws(() => decodeManifest(seal(joinBody({ ...json, source }, rest)), ID), damaged('MANIFEST_DAMAGED', message), name);
+  }
+});
+
 test('the frame and header must agree: wrong lengths, flags, magic and digest are MANIFEST_DAMAGED', () => {
   const good = encodeManifest(smallManifest());
   const reseal = (mutate: (b: Buffer) => void): Buffer => {
