@@ -37,9 +37,12 @@ export async function run(args: Record<string, unknown>, context: Context): Prom
     if (check && !check.ok) {
       // Published, and still an alarm: stderr, whatever --json and --quiet say; exit 9.
       const errors = check.errors.slice(0, 5).map((line) => `pagevault:   ${line}\n`).join('');
+      const unchecked = check.errors[0]?.startsWith('the check did not complete') === true;
+      const what = unchecked
+        ? `could not be checked (PRAGMA ${check.kind}); snapshot ${result.id} was published unchecked`
+        : `FAILED PRAGMA ${check.kind}; snapshot ${result.id} was published and holds it as it is, damage included`;
       process.stderr.write(
-        `pagevault: warning: source database ${resolve(args.db as string)} FAILED PRAGMA ${check.kind}; ` +
-          `snapshot ${result.id} was published and holds it as it is, damage included:\n${errors}` +
+        `pagevault: warning: source database ${resolve(args.db as string)} ${what}:\n${errors}` +
           `pagevault: hint: repair the database (sqlite3's .recover) or restore a snapshot whose check passed (\`pagevault ls\`), then snapshot again\n`,
       );
       return { value: result, text: describe(result), exitCode: exitCodes.sourceDamaged.code };

@@ -4,7 +4,7 @@
 // It runs in a process of its own on its own read-only connection: on another core, and killable at once (a
 // worker thread inside a PRAGMA cannot be stopped, and would hold up the exit on SIGINT or SIGTERM until the
 // PRAGMA returned). It is the page source's companion (ReadCompanion): its read transaction begins when the
-// snapshot's does, and it checks the state the snapshot copies (docs/FORMAT.md, "The source check"):
+// snapshot's does, and it checks the state the snapshot copies (docs/FORMAT.md, "The source"):
 // - held read transaction (wal-read-transaction, rollback-locked): the check's connection reads PRAGMA
 //   data_version, the snapshot begins its transaction, the check begins its own and reads data_version again;
 //   unchanged, no commit landed between, and both read one state. Otherwise the page source begins again.

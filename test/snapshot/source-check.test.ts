@@ -234,3 +234,16 @@ test('an abort while the check runs stops it at once and publishes nothing', asy
   assert.deepEqual(await listSnapshotIds(storage), []);
   await storage.close();
 });
+
+test('a check that cannot run is recorded as not complete, never as ok', async (t) => {
+  const dir = tempDir(t);
+  const check = new SourceCheck({ path: join(dir, 'gone.db'), kind: 'quick_check', logger: silent });
+  t.after(() => check.close());
+  await check.probe();
+  assert.equal(await check.pin('wal-read-transaction'), true, 'nothing to begin again for');
+  check.copyComplete();
+  const record = await check.record();
+  assert.equal(record.ok, false);
+  assert.equal(record.sameState, false);
+  assert.match(record.errors[0]!, /^the check did not complete: open .*gone\.db/);
+});
