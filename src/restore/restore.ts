@@ -257,7 +257,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       manifest.pageCount > 0
         ? checkDatabase(temp, check, id, checkThreads, options.acceptDamaged === true, signal).catch((err: unknown) => {
             if (!(err instanceof CheckFailedError)) throw err;
-            if (!options.acceptDamaged) throw withDamagedSourceHint(err, id!);
+            if (!options.acceptDamaged) throw withDamagedSourceHint(err, id!, manifest);
             failedCheck = err;
           })
         : undefined;
@@ -351,6 +351,8 @@ const [sqlite, path] = process.argv.slice(1);
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
 process.on('disconnect', () => process.exit(0));
+// A parent that is gone (killed, or done) cannot be answered: exit quietly rather than on an EPIPE.
+const send = (m) => process.send(m, (err) => err && process.exit(0));
 let db;
 let openError;
 try {
@@ -359,15 +361,15 @@ try {
   openError = String(err && err.message);
 }
 process.on('message', (request) => {
-  if (!db) return process.send({ error: openError });
+  if (!db) return send({ error: openError });
   try {
     if (request.tables) {
-      process.send({ lines: db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY rootpage").pluck().all() });
+      send({ lines: db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY rootpage").pluck().all() });
     } else {
-      process.send({ lines: db.pragma(request.pragma).map((r) => String(Object.values(r)[0])) });
+      send({ lines: db.pragma(request.pragma).map((r) => String(Object.values(r)[0])) });
     }
   } catch (err) {
-    process.send({ error: String(err && err.message) });
+    send({ error: String(err && err.message) });
   }
 });`;
 
@@ -488,12 +490,21 @@ class CheckFailedError extends IntegrityError {
  * A failed check after every digest verified means the vault holds exactly what the source had: the source
  * was damaged when the snapshot was taken. Says so, and how to get the bytes back anyway.
  */
-function withDamagedSourceHint(err: CheckFailedError, id: string): CheckFailedError {
+function withDamagedSourceHint(err: CheckFailedError, id: string, manifest: Manifest): CheckFailedError {
   return new CheckFailedError(err.message, err.lines, {
     hint:
-      `every chunk of snapshot ${id} verified against its digest, so the source database was already damaged when it was taken: ` +
-      'restore an earlier snapshot with --snapshot <id>, or pass --accept-damaged to restore this one anyway (a report of the check is left beside it)',
+      `every chunk of snapshot ${id} verified against its digest, so the source database was already damaged when it was taken` +
+      `${sourceCheckSummary(manifest, ' ')}: restore an earlier snapshot with --snapshot <id>, or pass --accept-damaged to restore ` +
+      'this one anyway (a report of the check is left beside it)',
   });
+}
+
+/** What the snapshot recorded of its source's own check, as a clause ("" when none ran). */
+function sourceCheckSummary(manifest: Manifest, lead: string): string {
+  const c = manifest.source.check;
+  if (!c) return '';
+  if (!c.ok) return `${lead}(its PRAGMA ${c.kind} failed then too: ${c.errors[0] ?? 'no detail'})`;
+  return `${lead}(its PRAGMA ${c.kind} passed then, ${c.kind === 'quick_check' ? 'which does not check indexes against their tables' : `${c.sameState ? 'of the same state' : 'of a state that may not be the one copied'}`})`;
 }
 
 /** Writes the failed check's report beside the target; its path and the first lines. */
@@ -509,7 +520,15 @@ async function writeCheckReport(
   const text = [
     `pagevault restored snapshot ${id} (taken ${manifest.createdAt}) from ${url} to ${target} at ${new Date().toISOString()}`,
     `with --accept-damaged. Every extent's digest${manifest.databaseDigest !== null ? " and the whole database's digest" : ''} verified: these are the`,
-    'bytes the source database had when the snapshot was taken. Its PRAGMA check fails:',
+    'bytes the source database had when the snapshot was taken.',
+    ...(manifest.source.check
+      ? [
+          `When the snapshot was taken, the source's PRAGMA ${manifest.source.check.kind} ${manifest.source.check.ok ? 'passed' : 'failed'}` +
+            `${manifest.source.check.ok ? '.' : ':'}`,
+          ...manifest.source.check.errors.map((l) => `  ${l}`),
+        ]
+      : ['No check of the source was recorded when the snapshot was taken.']),
+    `The restored database's PRAGMA ${check} fails:`,
     '',
     ...lines,
     '',

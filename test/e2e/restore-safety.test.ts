@@ -292,12 +292,13 @@ describe('restore: a snapshot of a source that was already damaged', () => {
     c.close();
     const url = `file://${join(dir, 'vault')}`;
     const snap = await runCli(['snapshot', db, url, '--json']);
-    assert.ok(snap.json?.id, `the snapshot is published whatever its exit code: ${describeRun(snap)}`);
+    assertExit(snap, 9);
+    assert.ok(snap.json?.id, 'the snapshot of a damaged source is published, and says so');
 
     const refused = await runCli(['restore', url, join(dir, 'r.db')]);
     assertExit(refused, 5);
     assert.match(refused.stderr, /PRAGMA (integrity|quick)_check.* of the restored database failed: .*out of order/);
-    assert.match(refused.stderr, /hint: every chunk of snapshot .* verified .* the source database was already damaged .*--accept-damaged/);
+    assert.match(refused.stderr, /hint: every chunk of snapshot .* verified .* the source database was already damaged when it was taken \(its PRAGMA quick_check failed then too: .*--accept-damaged/);
     assert.ok(!existsSync(join(dir, 'r.db')));
 
     const target = join(dir, 'accepted.db');
@@ -307,6 +308,7 @@ describe('restore: a snapshot of a source that was already damaged', () => {
     assert.equal(r.json.damaged.report, `${target}.pagevault-integrity_check-${snap.json.id}.txt`);
     const report = readFileSync(r.json.damaged.report, 'utf8');
     assert.match(report, new RegExp(`restored snapshot ${snap.json.id}`));
+    assert.match(report, /When the snapshot was taken, the source's PRAGMA quick_check failed:\n  .*out of order/);
     assert.ok(r.json.damaged.lines.length > 0 && r.json.damaged.lines.every((l: string) => report.includes(l)), 'the report holds the check lines');
     const text = await runCli(['restore', url, join(dir, 'accepted2.db'), '--accept-damaged']);
     assertExit(text, 0);
