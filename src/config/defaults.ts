@@ -118,10 +118,11 @@ export const snapshotDefaults = {
   /**
    * The source check run beside the copy (src/snapshot/source-check.ts): 'quick' (PRAGMA quick_check),
    * 'full' (integrity_check) or 'none'. quick finds damaged pages, b-trees, records and free lists, and index
-   * entry counts, for 1.3 CPU s per GiB, and in its own process beside an incremental snapshot (1.6 s and
-   * 2.7 CPU s per GiB) it adds 0.5 s per GiB of wall time (1.3 s run after it); full also compares every index
-   * with its table: 3.2 CPU s and 2.3 s of wall time per GiB, more than the snapshot itself, and every restore
-   * runs it anyway (`npm run bench -- source-check`, 2 cores, a 1 GiB application-like database).
+   * entry counts, for 1.3-1.6 CPU s per GiB; in its own process beside an incremental snapshot (1.6-2.9 s and
+   * 2.7 CPU s per GiB) it adds 0.5-0.8 s per GiB of wall time, half of what it adds run after the copy. full
+   * also compares every index with its table: 3.2-3.7 CPU s and 2.3-3.5 s of wall time per GiB, more than the
+   * snapshot itself, and every restore runs it anyway. (`npm run bench -- source-check`, 2 cores shared with
+   * other work, load 1-3, a 1 GiB application-like database.)
    */
   sourceCheck: 'quick' as 'quick' | 'full' | 'none',
 } as const;
