@@ -21,8 +21,13 @@ export const sourceDefaults = {
   maxRestarts: 3,
   /** How long a locked source (SQLITE_BUSY / SQLITE_LOCKED) is waited for, in total, before giving up or falling back. */
   busyTimeoutMs: 30_000,
-  /** Times the held read transaction is begun again for a companion (the source check) that saw a commit land between. */
-  companionPinAttempts: 5,
+  /**
+   * Times the held read transaction is begun again for a companion (the source check) that saw a commit land
+   * between (then its record says sameState: false). Each attempt costs two round trips to the check process,
+   * well under a millisecond; a writer committing without pause, on a machine busy with other work, made 5
+   * too few (a sameState: false seen once in a full run of the test suite).
+   */
+  companionPinAttempts: 20,
 } as const;
 
 /** Object storage (src/storage/): the backends, and the retry, limit and throttle wrappers stacked over them. */
