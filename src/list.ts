@@ -103,8 +103,6 @@ async function configProblem(storage: StorageClient, signal: AbortSignal | undef
 }
 
 function summary(id: string, m: ManifestView): SnapshotSummary {
-  // A manifest may record the source's path (newer pagevault) beside its file name.
-  const path = (m.source as { path?: unknown }).path;
   return {
     id,
     createdAt: m.createdAt,
@@ -117,7 +115,7 @@ function summary(id: string, m: ManifestView): SnapshotSummary {
     chunksNew: m.stats.chunksNew,
     chunksReused: m.stats.chunksReused,
     chunksZero: m.stats.chunksZero,
-    source: typeof path === 'string' ? path : m.source.fileName,
+    source: m.source.path ?? m.source.fileName,
     hostname: m.source.hostname,
   };
 }
