@@ -1,6 +1,6 @@
-// The bare-SDK peers of the benchmarks: an S3Client with the settings FACTS.md lists for S3-compatible servers
-// and a keep-alive agent, a lib-storage Upload, and incompressible bytes to upload that cost no allocation per
-// part (parts are cut from one random block) and can be checked after the upload.
+// The bare-SDK peers of the benchmarks: an S3Client with the settings docs/DESIGN.md gives for S3-compatible
+// servers and a keep-alive agent, a lib-storage Upload, and incompressible bytes to upload that cost no
+// allocation per part (parts are cut from one random block) and can be checked after the upload.
 import { randomBytes } from 'node:crypto';
 import { Agent } from 'node:http';
 import { Readable } from 'node:stream';

@@ -1,8 +1,8 @@
 // Cleaning up after snapshots that died (kill -9, a lost host): their multipart uploads were never completed
 // nor aborted, and their parts cost storage until someone aborts them. A later snapshot aborts those that have
-// been idle longer than any snapshot could still be running; the bucket lifecycle rule in README.md does the
-// same on the server side. Completed packs that no manifest references are left to pruning (two-phase, with
-// a grace period: see DESIGN.md's safe-deletion invariant).
+// been idle longer than any snapshot could still be running; the bucket lifecycle rule in docs/OPERATIONS.md
+// does the same on the server side. Completed packs that no manifest references are left to pruning
+// (two-phase, with a grace period: see docs/DESIGN.md, invariant 7, safe deletion).
 import type { Logger } from 'pino';
 import { StorageError } from '../errors.ts';
 import type { StorageClient } from '../storage/client.ts';

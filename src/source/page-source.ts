@@ -2,7 +2,7 @@
 // pages in batches. It is pull-driven: the backup is stepped only when the consumer asks for the next batch,
 // so a slow consumer (the upload pipeline) throttles sqlite3_backup_step and nothing piles up in memory.
 //
-// Consistency modes (DESIGN.md, measured in FACTS.md):
+// Consistency modes (docs/DESIGN.md, and its "Measured facts" for the measurements behind them):
 // - wal-read-transaction: our own read-only connection to a WAL database holds one read transaction across
 //   every step. No restarts; writers keep committing; the snapshot is the state at BEGIN.
 // - rollback-stepped: our own connection to a rollback-journal database steps without a held transaction

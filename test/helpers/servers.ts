@@ -30,7 +30,7 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-/** An SDK client for test set-up (buckets, inspection), with the settings FACTS.md lists for these servers. */
+/** An SDK client for test set-up (buckets, inspection), with the settings docs/DESIGN.md gives for these servers. */
 export function adminClient(server: Pick<S3Server, 'endpoint' | 'accessKeyId' | 'secretAccessKey'>): S3Client {
   return new S3Client({
     endpoint: server.endpoint,
