@@ -13,7 +13,11 @@ export const extensionEntryPoint = 'sqlite3_pagevault_init';
 export type BackupHandle = { readonly __brand: 'pagevault.backup' };
 
 export interface NativeBinding {
-  /** Opens a destination on the staging VFS and attaches a backup from the registered connection. */
+  /**
+   * Opens a destination on the staging VFS and attaches a backup from the registered connection. The token
+   * must come from registerConnection() on this thread (a worker's token is refused: code
+   * PAGEVAULT_FOREIGN_CONNECTION) and its connection must be open (PAGEVAULT_UNKNOWN_CONNECTION).
+   */
   start(connectionToken: number, pageSize: number, cacheKiB: number): BackupHandle;
   /**
    * Steps `pages` pages; fills out = [rc, remaining, pageCount, staged, badWrite, restarts] and returns rc.
@@ -48,14 +52,40 @@ export interface NativeBinding {
 
 let binding: NativeBinding | undefined;
 
+/** The native library, with every argument of start() checked here first (the C side checks again). */
 export function native(): NativeBinding {
-  binding ??= createRequire(import.meta.url)(nativeLibraryPath) as NativeBinding;
+  if (!binding) {
+    const raw = createRequire(import.meta.url)(nativeLibraryPath) as NativeBinding;
+    binding = {
+      ...raw,
+      start(connectionToken, pageSize, cacheKiB) {
+        checkStartArguments(connectionToken, pageSize, cacheKiB);
+        return raw.start(connectionToken, pageSize, cacheKiB);
+      },
+    };
+  }
   return binding;
+}
+
+/** SQLite's page sizes: a power of two from 512 to 65536. */
+export function isPageSize(n: number): boolean {
+  return Number.isInteger(n) && n >= 512 && n <= 65536 && (n & (n - 1)) === 0;
+}
+
+function checkStartArguments(connectionToken: number, pageSize: number, cacheKiB: number): void {
+  if (typeof connectionToken !== 'number' || !Number.isSafeInteger(connectionToken)) {
+    throw new TypeError(`connectionToken must be a token from registerConnection(), got ${String(connectionToken)}`);
+  }
+  if (!isPageSize(pageSize)) throw new RangeError(`pageSize must be a power of two from 512 to 65536, got ${pageSize}`);
+  if (!Number.isInteger(cacheKiB) || cacheKiB < 1 || cacheKiB > 2 ** 31 - 1) {
+    throw new RangeError(`cacheKiB must be a positive integer, got ${cacheKiB}`);
+  }
 }
 
 /**
  * Loads the extension into a connection (registering the VFS on first use) and returns the token
- * that names this connection to the addon. The token dies with the connection.
+ * that names this connection to the addon. The token is random, dies with the connection, and is
+ * accepted only on the thread that registered it.
  */
 export function registerConnection(db: Database): number {
   native();

@@ -233,16 +233,20 @@ static sqlite3_vfs pv_vfs = {
 
 /* A connection that loaded the extension, named by a token the addon can be given from JavaScript.
  * The entry lives as long as the pagevault_connection() function on that connection: SQLite calls
- * pv_forget when the connection closes, so a stale token can never reach a freed sqlite3*. */
+ * pv_forget when the connection closes, so a stale token can never reach a freed sqlite3*.
+ * A token is random (53 bits, so JavaScript holds it exactly) and bound to the thread that registered the
+ * connection: THREADSAFE=2 lets only that thread use the connection, and it is the only thread that can
+ * close it (better-sqlite3's Database lives in one isolate), so a connection resolved on its own thread
+ * stays open for the rest of the native call. */
 typedef struct pv_conn {
   sqlite3 *db;
   int64_t token;
+  pthread_t thread;
   struct pv_conn *next;
 } pv_conn;
 
 static pthread_mutex_t pv_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pv_conn *pv_conns = NULL;
-static int64_t pv_next_token = 1;
 
 static void pv_forget(void *arg) {
   pv_conn *c = arg;
@@ -257,17 +261,29 @@ static void pv_forget(void *arg) {
   free(c);
 }
 
-static sqlite3 *pv_lookup(int64_t token) {
-  sqlite3 *db = NULL;
-  pthread_mutex_lock(&pv_mutex);
+static pv_conn *pv_find_locked(int64_t token) {
   for (pv_conn *c = pv_conns; c; c = c->next) {
-    if (c->token == token) {
-      db = c->db;
-      break;
-    }
+    if (c->token == token) return c;
+  }
+  return NULL;
+}
+
+typedef enum { PV_RESOLVED, PV_UNKNOWN, PV_FOREIGN } pv_resolution;
+
+/* The connection a token names, if it is registered and was registered on the calling thread. */
+static pv_resolution pv_resolve(int64_t token, sqlite3 **db) {
+  pv_resolution r = PV_UNKNOWN;
+  *db = NULL;
+  pthread_mutex_lock(&pv_mutex);
+  pv_conn *c = pv_find_locked(token);
+  if (c && !pthread_equal(c->thread, pthread_self())) {
+    r = PV_FOREIGN;
+  } else if (c) {
+    r = PV_RESOLVED;
+    *db = c->db;
   }
   pthread_mutex_unlock(&pv_mutex);
-  return db;
+  return r;
 }
 
 static void pv_connection_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -293,8 +309,13 @@ PV_EXPORT int sqlite3_pagevault_init(sqlite3 *db, char **err, const sqlite3_api_
   pv_conn *c = calloc(1, sizeof(*c));
   if (!c) return SQLITE_NOMEM;
   c->db = db;
+  c->thread = pthread_self();
   pthread_mutex_lock(&pv_mutex);
-  c->token = pv_next_token++;
+  do {
+    uint64_t r = 0;
+    sqlite3_randomness((int)sizeof(r), &r);
+    c->token = (int64_t)(r & ((UINT64_C(1) << 53) - 1));
+  } while (c->token == 0 || pv_find_locked(c->token));
   c->next = pv_conns;
   pv_conns = c;
   pthread_mutex_unlock(&pv_mutex);
@@ -332,6 +353,20 @@ static napi_value pv_throw_pending(napi_env env) {
 static napi_value pv_throw(napi_env env, const char *code, const char *msg) {
   napi_throw_error(env, code, msg);
   return NULL;
+}
+
+static napi_value pv_throw_range(napi_env env, const char *msg) {
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+  return NULL;
+}
+
+/* SQLite's page sizes: a power of two from 512 to 65536. Everything that divides by it relies on this. */
+static int pv_valid_page_size(int32_t n) { return n >= 512 && n <= 65536 && (n & (n - 1)) == 0; }
+
+static napi_value pv_throw_page_size(napi_env env, int64_t n) {
+  char msg[96];
+  snprintf(msg, sizeof(msg), "pageSize must be a power of two from 512 to 65536, got %lld", (long long)n);
+  return pv_throw_range(env, msg);
 }
 
 static napi_value pv_number(napi_env env, double v) {
@@ -385,14 +420,20 @@ static napi_value pv_start(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (!sqlite3_api) return pv_throw(env, "PAGEVAULT_NOT_LOADED", "the pagevault extension has not been loaded into any connection");
-  int64_t token;
+  int64_t token, page_size64;
   int32_t page_size, cache_kib;
   NAPI_OK(napi_get_value_int64(env, argv[0], &token));
-  NAPI_OK(napi_get_value_int32(env, argv[1], &page_size));
+  NAPI_OK(napi_get_value_int64(env, argv[1], &page_size64)); /* int64: int32 would wrap 2^32 + 4096 to 4096 */
   NAPI_OK(napi_get_value_int32(env, argv[2], &cache_kib));
+  page_size = page_size64 < 0 || page_size64 > 65536 ? 0 : (int32_t)page_size64;
 
-  sqlite3 *src = pv_lookup(token);
-  if (!src) return pv_throw(env, "PAGEVAULT_UNKNOWN_CONNECTION", "the source connection is not registered (closed, or the extension was not loaded into it)");
+  if (!pv_valid_page_size(page_size)) return pv_throw_page_size(env, page_size64);
+  if (cache_kib < 1) return pv_throw_range(env, "cacheKiB must be at least 1");
+
+  sqlite3 *src = NULL;
+  pv_resolution found = pv_resolve(token, &src);
+  if (found == PV_FOREIGN) return pv_throw(env, "PAGEVAULT_FOREIGN_CONNECTION", "the source connection belongs to another thread; only the thread that registered it can back it up");
+  if (found != PV_RESOLVED) return pv_throw(env, "PAGEVAULT_UNKNOWN_CONNECTION", "the source connection is not registered (closed, or the extension was not loaded into it)");
 
   pv_backup *b = calloc(1, sizeof(*b));
   if (!b) return pv_throw(env, "PAGEVAULT_NOMEM", "out of memory");
@@ -453,7 +494,7 @@ static napi_value pv_step(napi_env env, napi_callback_info info) {
   void *raw;
   NAPI_OK(napi_get_typedarray_info(env, argv[2], &type, &len, &raw, NULL, NULL));
   if (type != napi_float64_array || len < 6) return pv_throw(env, "ERR_INVALID_ARG_TYPE", "expected a Float64Array of length 6");
-  if (pages < 1) return pv_throw(env, "ERR_OUT_OF_RANGE", "pages must be at least 1");
+  if (pages < 1) return pv_throw_range(env, "pages must be at least 1");
   double *out = raw;
   int rc = sqlite3_backup_step(b->backup, pages);
   int remaining = sqlite3_backup_remaining(b->backup);
@@ -489,6 +530,7 @@ static napi_value pv_drain(napi_env env, napi_callback_info info) {
   if (type != napi_uint32_array) return pv_throw(env, "ERR_INVALID_ARG_TYPE", "expected a Uint32Array for page numbers");
   NAPI_OK(napi_get_buffer_info(env, argv[2], &data, &ndata));
   pv_file *f = b->file;
+  if (!pv_valid_page_size(f->page_size)) return pv_throw_page_size(env, f->page_size);
   size_t ps = (size_t)f->page_size;
   size_t fit = ndata / ps;
   if (npg < fit) fit = npg;
