@@ -45,6 +45,17 @@ export class AbortedError extends PagevaultError {
   }
 }
 
+/**
+ * A broken invariant of pagevault's own code: an internal function called in a way its callers promise never to,
+ * or a state that cannot happen. Not the user's mistake, so no hint about flags; the CLI says it is a bug, with
+ * the version, and exits 1. The code is always BUG; the message says which invariant broke.
+ */
+export class BugError extends PagevaultError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BUG', message, options);
+  }
+}
+
 /** Throws AbortedError (carrying the signal's reason as cause) if the signal has fired. */
 export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw new AbortedError(`${what}: aborted`, { cause: signal.reason });

@@ -7,6 +7,7 @@ export type { ConsistencyMode, PageBatch, PageSourceOptions, PageSourceResult, S
 export { openStorage, redactUrl, type StorageClient, type StorageOptions } from './storage/index.ts';
 export {
   AbortedError,
+  BugError,
   IntegrityError,
   PagevaultError,
   SourceError,

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import binding from 'zstd-napi/binding.js';
 import { codecDefaults } from '../config/defaults.ts';
-import { IntegrityError, UsageError } from '../errors.ts';
+import { BugError, IntegrityError, UsageError } from '../errors.ts';
 import type { ExtentCodec } from '../vault/model.ts';
 
 export const DIGEST_BYTES = 32;
@@ -32,7 +32,7 @@ let dctx: binding.DCtx | undefined;
 
 /** The size `out` must have for encodeChunk of `rawLength` bytes: zstd's compress bound (>= rawLength). */
 export function maxEncodedSize(rawLength: number): number {
-  if (!Number.isSafeInteger(rawLength) || rawLength < 0) throw new UsageError('BAD_CHUNK', `chunk length must be a non-negative integer, got ${rawLength}`);
+  if (!Number.isSafeInteger(rawLength) || rawLength < 0) throw new BugError(`chunk length must be a non-negative integer, got ${rawLength}`);
   return binding.compressBound(rawLength);
 }
 
@@ -60,10 +60,10 @@ export function encodeChunk(
   knownDigest?: Uint8Array,
 ): EncodedChunk {
   if (out.length < maxEncodedSize(raw.length)) {
-    throw new UsageError('BAD_CHUNK', `encode buffer of ${out.length} bytes is smaller than maxEncodedSize(${raw.length}) = ${maxEncodedSize(raw.length)}`);
+    throw new BugError(`encode buffer of ${out.length} bytes is smaller than maxEncodedSize(${raw.length}) = ${maxEncodedSize(raw.length)}`);
   }
   for (const [name, d] of [['digest buffer', digestOut], ['known digest', knownDigest]] as const) {
-    if (d !== undefined && d.length !== DIGEST_BYTES) throw new UsageError('BAD_CHUNK', `${name} must be ${DIGEST_BYTES} bytes, got ${d.length}`);
+    if (d !== undefined && d.length !== DIGEST_BYTES) throw new BugError(`${name} must be ${DIGEST_BYTES} bytes, got ${d.length}`);
   }
   if (isAllZero(raw)) {
     return { digest: placeDigest(zeroDigest(raw.length), digestOut), zero: true, known: false, codec: 'raw', length: 0 };
@@ -86,7 +86,7 @@ export function encodeChunk(
  */
 export function decodeChunk(encoded: Uint8Array, codec: ExtentCodec, out: Uint8Array, expectedDigest: Uint8Array): void {
   if (expectedDigest.length !== DIGEST_BYTES) {
-    throw new UsageError('BAD_CHUNK', `expected digest must be ${DIGEST_BYTES} bytes, got ${expectedDigest.length}`);
+    throw new BugError(`expected digest must be ${DIGEST_BYTES} bytes, got ${expectedDigest.length}`);
   }
   if (codec === 'raw') {
     if (encoded.length !== out.length) {
@@ -103,7 +103,7 @@ export function decodeChunk(encoded: Uint8Array, codec: ExtentCodec, out: Uint8A
     }
     if (n !== out.length) throw new IntegrityError('CHUNK_DAMAGED', `zstd chunk decodes to ${n} bytes, expected ${out.length}`);
   } else {
-    throw new UsageError('BAD_CHUNK', `unknown chunk codec ${JSON.stringify(codec)}`);
+    throw new BugError(`unknown chunk codec ${JSON.stringify(codec)}`);
   }
   const actual = createHash('sha256').update(out).digest();
   if (!actual.equals(expectedDigest)) {

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import * as workerThreads from 'node:worker_threads';
 import { Worker } from 'node:worker_threads';
 import { codecDefaults } from '../config/defaults.ts';
-import { AbortedError, IntegrityError, PagevaultError, UsageError } from '../errors.ts';
+import { AbortedError, BugError, IntegrityError, PagevaultError, UsageError } from '../errors.ts';
 import type { ExtentCodec } from '../vault/model.ts';
 import { DIGEST_BYTES, checkLevel, maxEncodedSize } from './codec.ts';
 import type { CodecMessage, CodecReply, CodecRequest, CodecResult, CodecWorkerData, DecodeItem, SerializedError, TransferredView } from './worker.ts';
@@ -180,7 +180,7 @@ export class CodecPool {
     checkLendable(input, 'input', 1);
     checkLendable(output, 'output', maxEncodedSize(input.length));
     if (knownDigest !== undefined && (!(knownDigest instanceof Uint8Array) || knownDigest.length !== DIGEST_BYTES)) {
-      throw new UsageError('BAD_CHUNK', `known digest must be ${DIGEST_BYTES} bytes`);
+      throw new BugError(`known digest must be ${DIGEST_BYTES} bytes`);
     }
     const request: CodecRequest = {
       id: 0,
@@ -210,9 +210,9 @@ export class CodecPool {
    */
   async decode(job: DecodeJob): Promise<DecodeResult> {
     const { encoded, output, codec } = job;
-    if (codec !== 'zstd' && codec !== 'raw') throw new UsageError('BAD_CHUNK', `unknown chunk codec ${JSON.stringify(codec)}`);
+    if (codec !== 'zstd' && codec !== 'raw') throw new BugError(`unknown chunk codec ${JSON.stringify(codec)}`);
     if (!(job.digest instanceof Uint8Array) || job.digest.length !== DIGEST_BYTES) {
-      throw new UsageError('BAD_CHUNK', `expected digest must be ${DIGEST_BYTES} bytes`);
+      throw new BugError(`expected digest must be ${DIGEST_BYTES} bytes`);
     }
     checkLendable(encoded, 'encoded', 1);
     checkLendable(output, 'output', 1);
@@ -234,12 +234,12 @@ export class CodecPool {
     checkLendable(encoded, 'encoded', 1);
     checkLendable(output, 'output', 1);
     for (const item of items) {
-      if (item.codec !== 'zstd' && item.codec !== 'raw') throw new UsageError('BAD_CHUNK', `unknown chunk codec ${JSON.stringify(item.codec)}`);
+      if (item.codec !== 'zstd' && item.codec !== 'raw') throw new BugError(`unknown chunk codec ${JSON.stringify(item.codec)}`);
       if (!(item.digest instanceof Uint8Array) || item.digest.length !== DIGEST_BYTES) {
-        throw new UsageError('BAD_CHUNK', `expected digest must be ${DIGEST_BYTES} bytes`);
+        throw new BugError(`expected digest must be ${DIGEST_BYTES} bytes`);
       }
       if (item.at < 0 || item.at + item.length > encoded.length || item.outAt < 0 || item.outAt + item.rawLength > output.length) {
-        throw new UsageError('BAD_CHUNK', 'a decodeMany item lies outside its buffers');
+        throw new BugError('a decodeMany item lies outside its buffers');
       }
     }
     // Digests get buffers of their own: cloning a view would clone all of the ArrayBuffer under it.
@@ -265,8 +265,8 @@ export class CodecPool {
   #submit(request: CodecRequest): Promise<CodecResult> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const buffers = [request.input.buffer, request.output.buffer];
-    if (buffers[0] === buffers[1]) return Promise.reject(new UsageError('BAD_CHUNK', 'a job needs two different ArrayBuffers for its input and output'));
-    if (buffers.some((b) => this.#lent.has(b))) return Promise.reject(new UsageError('BAD_CHUNK', 'buffer is already lent to the codec pool'));
+    if (buffers[0] === buffers[1]) return Promise.reject(new BugError('a job needs two different ArrayBuffers for its input and output'));
+    if (buffers.some((b) => this.#lent.has(b))) return Promise.reject(new BugError('buffer is already lent to the codec pool'));
     for (const b of buffers) this.#lent.add(b);
     return new Promise((resolve, reject) => {
       request.id = this.#nextId++;
@@ -320,7 +320,7 @@ export class CodecPool {
         for (const job of batch) {
           best.jobs.delete(job.id);
           this.#jobs.delete(job.id);
-          job.reject(new UsageError('BAD_CHUNK', `cannot lend buffers to a codec worker: ${(error as Error).message}`, { cause: error }));
+          job.reject(new BugError(`cannot lend buffers to a codec worker: ${(error as Error).message}`, { cause: error }));
         }
       }
     }
@@ -407,13 +407,13 @@ export class CodecPool {
 }
 
 function checkLendable(view: Uint8Array, name: string, minLength: number): void {
-  if (!(view instanceof Uint8Array)) throw new UsageError('BAD_CHUNK', `${name} must be a Uint8Array or Buffer`);
-  if (!(view.buffer instanceof ArrayBuffer)) throw new UsageError('BAD_CHUNK', `${name} must be backed by an ArrayBuffer, not a SharedArrayBuffer`);
+  if (!(view instanceof Uint8Array)) throw new BugError(`${name} must be a Uint8Array or Buffer`);
+  if (!(view.buffer instanceof ArrayBuffer)) throw new BugError(`${name} must be backed by an ArrayBuffer, not a SharedArrayBuffer`);
   if (view.length < minLength) {
     // A lent (detached) buffer's views have length 0.
-    throw new UsageError('BAD_CHUNK', `${name} has ${view.length} bytes, needs at least ${minLength}${view.buffer.byteLength === 0 ? ' (is it still lent to the pool?)' : ''}`);
+    throw new BugError(`${name} has ${view.length} bytes, needs at least ${minLength}${view.buffer.byteLength === 0 ? ' (is it still lent to the pool?)' : ''}`);
   }
-  if (isMarkedAsUntransferable?.(view.buffer)) throw new UsageError('BAD_CHUNK', `${name} is a view of Buffer's shared pool; allocate it with allocTransferable()`);
+  if (isMarkedAsUntransferable?.(view.buffer)) throw new BugError(`${name} is a view of Buffer's shared pool; allocate it with allocTransferable()`);
 }
 
 function viewOf(view: Uint8Array): TransferredView {
@@ -432,6 +432,8 @@ function rebuildError(e: SerializedError): Error {
       return new IntegrityError(code, e.message);
     case 'UsageError':
       return new UsageError(code, e.message);
+    case 'BugError':
+      return new BugError(e.message);
     default:
       return new PagevaultError(code, `codec worker: ${e.name}: ${e.message}`);
   }

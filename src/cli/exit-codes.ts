@@ -1,6 +1,6 @@
 // The exit codes of the pagevault CLI: one table (the README repeats it) and the one function that maps an
 // error to a code. Only main.ts calls process.exit, with what this file decides.
-import { IntegrityError, SourceError, StorageError, TargetExistsError, TargetInUseError, TargetWriteError, UsageError } from '../errors.ts';
+import { BugError, IntegrityError, SourceError, StorageError, TargetExistsError, TargetInUseError, TargetWriteError, UsageError } from '../errors.ts';
 
 export const exitCodes = {
   ok: { code: 0, meaning: 'success (also a restore skipped by --if-not-exists or --if-replica-exists)' },
@@ -26,6 +26,7 @@ export type ExitCode = (typeof exitCodes)[keyof typeof exitCodes]['code'];
 export function exitCodeFor(err: unknown, signal?: NodeJS.Signals): ExitCode {
   if (signal === 'SIGINT') return exitCodes.sigint.code;
   if (signal === 'SIGTERM') return exitCodes.sigterm.code;
+  if (err instanceof BugError) return exitCodes.failure.code;
   if (err instanceof UsageError) return exitCodes.usage.code;
   if (err instanceof SourceError) return exitCodes.source.code;
   if (err instanceof StorageError) return exitCodes.storage.code;

@@ -2,7 +2,8 @@
 // errors on stderr. Errors are one line "pagevault: <message>" and perhaps a hint; --verbose adds the stack
 // and the cause chain. Secrets from the environment are scrubbed from everything written to stderr.
 import { pino, type Level, type Logger } from 'pino';
-import { IntegrityError, PagevaultError, StorageError, UsageError } from '../errors.ts';
+import { BugError, IntegrityError, PagevaultError, StorageError, UsageError } from '../errors.ts';
+import { toolVersion } from '../version.ts';
 import { exitCodes } from './exit-codes.ts';
 
 export interface OutputOptions {
@@ -67,7 +68,13 @@ function integrityHint(err: IntegrityError, command: string | undefined): string
   return 'the object named above is damaged or was altered; `pagevault ls` lists the snapshots and marks those that cannot be read';
 }
 
+/** A broken invariant is ours, not the user's: no flag will fix it. */
+export function bugHint(): string {
+  return `this is a bug in pagevault ${toolVersion}, not a problem with your flags or data; please report it with this message and the output of --verbose`;
+}
+
 function hintFor(err: unknown, command: string | undefined): string | undefined {
+  if (err instanceof BugError) return bugHint();
   // The thrower knows best when it says (e.g. which snapshots still restore without a lost pack).
   if (err instanceof PagevaultError && err.hint) return err.hint;
   if (err instanceof StorageError) return storageHints[err.code];
@@ -87,7 +94,7 @@ export function formatError(err: unknown, verbose: boolean, command?: string): s
   const lines = [`pagevault: ${message}`];
   const hint = hintFor(err, command);
   if (hint) lines.push(`pagevault: hint: ${hint}`);
-  if (!(err instanceof PagevaultError) && !verbose) lines.push('pagevault: run again with --verbose for the stack trace');
+  if ((!(err instanceof PagevaultError) || err instanceof BugError) && !verbose) lines.push('pagevault: run again with --verbose for the stack trace');
   if (verbose) {
     let e: unknown = err;
     for (let depth = 0; e !== undefined && depth < 10; depth++) {

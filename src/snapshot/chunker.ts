@@ -8,7 +8,7 @@
 // into a patch, a run of consecutive pages emitted as a later, smaller extent that overrides the chunk's copy.
 import { GiB } from '../config/defaults.ts';
 import type { BufferPool } from '../util/buffer-pool.ts';
-import { SourceError } from '../errors.ts';
+import { BugError, SourceError } from '../errors.ts';
 
 export interface Emission {
   kind: 'chunk' | 'patch';
@@ -64,7 +64,7 @@ export class Chunker {
     this.#emit = options.emit;
     this.#signal = options.signal;
     if (this.#pool.size < this.pageSize * this.chunkPages) {
-      throw new RangeError(`chunk buffers of ${this.#pool.size} bytes cannot hold ${this.chunkPages} pages of ${this.pageSize}`);
+      throw new BugError(`chunk buffers of ${this.#pool.size} bytes cannot hold ${this.chunkPages} pages of ${this.pageSize}`);
     }
     this.#lockPage = Math.floor(GiB / this.pageSize) + 1;
   }

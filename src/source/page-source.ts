@@ -17,7 +17,7 @@ import { basename, resolve } from 'node:path';
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { sourceDefaults } from '../config/defaults.ts';
-import { PagevaultError, SourceError, throwIfAborted } from '../errors.ts';
+import { PagevaultError, SourceError, throwIfAborted, UsageError } from '../errors.ts';
 import { native, registerConnection, SQLITE, type BackupHandle } from '../native/index.ts';
 import { componentLogger } from '../util/logger.ts';
 import { readOnlyFailure, sqliteCodeName } from './read-only.ts';
@@ -196,13 +196,20 @@ export class PageSource {
     this.maxRestarts = options.maxRestarts ?? sourceDefaults.maxRestarts;
     this.busyTimeoutMs = options.busyTimeoutMs ?? sourceDefaults.busyTimeoutMs;
     this.companion = options.companion;
-    if (!Number.isInteger(this.stepPages) || this.stepPages < 1) {
-      throw new RangeError(`stepPages must be a positive integer, got ${options.stepPages}`);
+  }
+
+  /** Refuses bad options before anything is opened (so that nothing is left to close). */
+  private static checkOptions(options: PageSourceOptions): void {
+    const { stepPages, maxRestarts, busyTimeoutMs } = options;
+    if (stepPages !== undefined && (!Number.isInteger(stepPages) || stepPages < 1)) {
+      throw new UsageError('BAD_OPTION', `stepPages must be a positive integer, got ${stepPages}`);
     }
-    if (!Number.isInteger(this.maxRestarts) || this.maxRestarts < 0) {
-      throw new RangeError(`maxRestarts must be a non-negative integer, got ${options.maxRestarts}`);
+    if (maxRestarts !== undefined && (!Number.isInteger(maxRestarts) || maxRestarts < 0)) {
+      throw new UsageError('BAD_OPTION', `maxRestarts must be a non-negative integer, got ${maxRestarts}`);
     }
-    if (!(this.busyTimeoutMs >= 0)) throw new RangeError(`busyTimeoutMs must be >= 0, got ${options.busyTimeoutMs}`);
+    if (busyTimeoutMs !== undefined && !(busyTimeoutMs >= 0)) {
+      throw new UsageError('BAD_OPTION', `busyTimeoutMs must be >= 0, got ${busyTimeoutMs}`);
+    }
   }
 
   /**
@@ -212,6 +219,7 @@ export class PageSource {
    * SOURCE_CLOSED, SOURCE_BUSY.
    */
   static async open(source: string | SqliteDatabase, options: PageSourceOptions = {}): Promise<PageSource> {
+    PageSource.checkOptions(options);
     throwIfAborted(options.signal, 'open source');
     if (typeof source === 'string') {
       const path = resolve(source);
@@ -245,7 +253,7 @@ export class PageSource {
 
   private static async openApplication(db: SqliteDatabase, options: PageSourceOptions): Promise<PageSource> {
     if (!db || typeof db.prepare !== 'function' || typeof db.loadExtension !== 'function') {
-      throw new TypeError('source must be a database path or an open better-sqlite3 Database');
+      throw new UsageError('BAD_OPTION', `source must be a database path or an open better-sqlite3 Database, got ${db === null ? 'null' : typeof db}`);
     }
     if (!db.open) throw new SourceError('SOURCE_CLOSED', 'the application database connection is closed');
     const path = db.memory || db.name === '' ? undefined : resolve(db.name);

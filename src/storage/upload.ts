@@ -7,7 +7,7 @@
 // and an upload whose abort did not get through is left to the sweep of stale uploads and the lifecycle rule.
 import { createHash } from 'node:crypto';
 import { MiB, storageDefaults } from '../config/defaults.ts';
-import { AbortedError, UsageError } from '../errors.ts';
+import { AbortedError, BugError, UsageError } from '../errors.ts';
 import { raceAbort } from '../util/abort.ts';
 import type { CompletedPart, StorageClient, StorageEventListener } from './client.ts';
 import { checkKey, hasCode, storageError } from './errors.ts';
@@ -104,7 +104,7 @@ export class MultipartUpload {
    * Queues `data` as the next part (parts are numbered in call order) and resolves once the server has stored
    * it: only then may the caller reuse `data`. At most `partsInFlight` parts are sent at once; later calls wait
    * their turn, holding their buffer. Every part except the last must be at least 5 MiB, and there may be at
-   * most 10,000 (UsageError otherwise). If any part fails for good, the upload fails: every pending and later
+   * most 10,000 (BugError otherwise). If any part fails for good, the upload fails: every pending and later
    * writePart() and complete() reject, and the multipart upload is aborted once no part is in flight.
    * `md5` (base64) may be given when the caller hashed the part as it filled it, in small steps: hashing a
    * whole part here at once blocks the event loop for ~15 ms per 8 MiB.
@@ -112,19 +112,19 @@ export class MultipartUpload {
    */
   writePart(data: Uint8Array, md5?: string): Promise<void> {
     if (this.#state !== 'open') {
-      return Promise.reject(this.#failure ?? new UsageError('UPLOAD_CLOSED', `upload ${this.key}: writePart() after complete()`));
+      return Promise.reject(this.#failure ?? new BugError(`upload ${this.key}: writePart() after complete()`));
     }
     const { minPartSize, maxPartSize, maxParts } = storageDefaults;
     if (this.#smallPart !== undefined) {
       return Promise.reject(
-        new UsageError('BAD_PART', `upload ${this.key}: part ${this.#smallPart} was smaller than ${minPartSize} bytes, so it must be the last`),
+        new BugError(`upload ${this.key}: part ${this.#smallPart} was smaller than ${minPartSize} bytes, so it must be the last`),
       );
     }
     if (data.length === 0 || data.length > maxPartSize) {
-      return Promise.reject(new UsageError('BAD_PART', `upload ${this.key}: a part must hold 1 to ${maxPartSize} bytes, got ${data.length}`));
+      return Promise.reject(new BugError(`upload ${this.key}: a part must hold 1 to ${maxPartSize} bytes, got ${data.length}`));
     }
     if (this.#nextPart > maxParts) {
-      return Promise.reject(new UsageError('BAD_PART', `upload ${this.key}: more than ${maxParts} parts; use a larger part size`));
+      return Promise.reject(new BugError(`upload ${this.key}: more than ${maxParts} parts; use a larger part size`));
     }
     const partNumber = this.#nextPart++;
     if (data.length < minPartSize) this.#smallPart = partNumber;
@@ -218,7 +218,7 @@ export class MultipartUpload {
   async complete(): Promise<UploadResult> {
     if (this.#state !== 'open') {
       await this.#cleanup;
-      throw this.#failure ?? new UsageError('UPLOAD_CLOSED', `upload ${this.key}: complete() called twice`);
+      throw this.#failure ?? new BugError(`upload ${this.key}: complete() called twice`);
     }
     this.#state = 'completing';
     while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
@@ -228,7 +228,7 @@ export class MultipartUpload {
     }
     if (this.#parts.length === 0) {
       this.#state = 'failed';
-      throw new UsageError('BAD_PART', `upload ${this.key}: complete() without any part`);
+      throw new BugError(`upload ${this.key}: complete() without any part`);
     }
     const parts = [...this.#parts].sort((a, b) => a.partNumber - b.partNumber);
     try {

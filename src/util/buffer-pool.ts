@@ -1,6 +1,6 @@
 // A fixed set of reusable buffers. The snapshot and restore pipelines bound their memory by the buffers they
 // own: whoever needs one waits until another is released, which is how backpressure reaches the producer.
-import { AbortedError } from '../errors.ts';
+import { AbortedError, BugError } from '../errors.ts';
 
 export class BufferPool {
   readonly size: number;
@@ -15,8 +15,8 @@ export class BufferPool {
    * a pipeline that keeps up with fewer never pays for (or touches the pages of) the rest.
    */
   constructor(count: number, size: number) {
-    if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`buffer count must be a positive integer, got ${count}`);
-    if (!Number.isSafeInteger(size) || size < 1) throw new RangeError(`buffer size must be a positive integer, got ${size}`);
+    if (!Number.isSafeInteger(count) || count < 1) throw new BugError(`buffer count must be a positive integer, got ${count}`);
+    if (!Number.isSafeInteger(size) || size < 1) throw new BugError(`buffer size must be a positive integer, got ${size}`);
     this.size = size;
     this.#count = count;
   }

@@ -7,7 +7,9 @@ import { pino } from 'pino';
 import type { Options } from 'yargs';
 import { flagOn, parseBoolean, prepareFlags } from '../../src/cli/env.ts';
 import { formatError, jsonError, table } from '../../src/cli/output.ts';
-import { IntegrityError, SourceError, UsageError } from '../../src/errors.ts';
+import { exitCodeFor } from '../../src/cli/exit-codes.ts';
+import { BugError, IntegrityError, SourceError, UsageError } from '../../src/errors.ts';
+import { toolVersion } from '../../src/version.ts';
 import { componentLogger } from '../../src/util/logger.ts';
 
 test('booleans: the usual spellings in any case, nothing else', () => {
@@ -130,4 +132,23 @@ test('componentLogger: one component key per line, nested names joined with a do
     ],
   );
   for (const l of lines) assert.equal(l.split('"component"').length - 1, 1, l);
+});
+
+test('a broken invariant: exit 1, "a bug in pagevault" with the version, a request to report it, never the --help hint', () => {
+  const bug = new BugError('upload packs/x: complete() called twice');
+  assert.equal(exitCodeFor(bug), 1);
+  for (const command of [undefined, 'snapshot', 'restore']) {
+    const lines = formatError(bug, false, command).split('\n');
+    assert.equal(lines[0], 'pagevault: upload packs/x: complete() called twice');
+    assert.equal(lines[1], `pagevault: hint: this is a bug in pagevault ${toolVersion}, not a problem with your flags or data; please report it with this message and the output of --verbose`);
+    assert.equal(lines[2], 'pagevault: run again with --verbose for the stack trace');
+    assert.ok(!lines.join('\n').includes('--help'));
+    const json = JSON.parse(jsonError(bug, exitCodeFor(bug), command)) as { error: { code: string; exitCode: number; hint: string } };
+    assert.equal(json.error.code, 'BUG');
+    assert.equal(json.error.exitCode, 1);
+    assert.ok(json.error.hint.includes(`a bug in pagevault ${toolVersion}`) && !json.error.hint.includes('--help'));
+  }
+  assert.match(toolVersion, /^\d+\.\d+\.\d+/);
+  // A bug is not a usage mistake, whatever a worker thread's error looked like.
+  assert.ok(!(bug instanceof UsageError));
 });

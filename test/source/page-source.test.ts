@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
+import { UsageError } from '../../src/errors.ts';
 import { PageSource } from '../../src/source/index.ts';
 import { startWriter } from '../helpers/processes.ts';
 import {
@@ -356,6 +357,38 @@ describe('cancellation and bad input', () => {
     const other = new Database(src, { timeout: 0 });
     other.exec('BEGIN EXCLUSIVE; COMMIT');
     other.close();
+  });
+
+  test('bad options: UsageError BAD_OPTION with an exact message, before anything is opened', async (t) => {
+    const dir = tempDir(t);
+    const src = join(dir, 'src.db');
+    createDatabase(src, { journalMode: 'wal', rows: 100 });
+    const cases: [Parameters<typeof PageSource.open>[1], string][] = [
+      [{ stepPages: 0 }, 'stepPages must be a positive integer, got 0'],
+      [{ stepPages: 1.5 }, 'stepPages must be a positive integer, got 1.5'],
+      [{ maxRestarts: -1 }, 'maxRestarts must be a non-negative integer, got -1'],
+      [{ busyTimeoutMs: Number.NaN }, 'busyTimeoutMs must be >= 0, got NaN'],
+    ];
+    const db = new Database(src);
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+    const before = readdirSync(dir).sort();
+    for (const [options, message] of cases) {
+      for (const source of [src, db]) {
+        await assert.rejects(PageSource.open(source, options), (err: unknown) => {
+          assert.ok(err instanceof UsageError, `a UsageError, got ${(err as Error).name}: ${(err as Error).message}`);
+          assert.equal(err.code, 'BAD_OPTION');
+          assert.equal(err.message, message);
+          return true;
+        });
+      }
+    }
+    // Nothing was registered on the application's connection, nor opened beside the file.
+    assert.equal(db.close, Database.prototype.close);
+    assert.deepEqual(readdirSync(dir).sort(), before);
+    db.close();
+    await assert.rejects(PageSource.open(42 as unknown as string), (err: unknown) => {
+      return err instanceof UsageError && err.code === 'BAD_OPTION' && err.message === 'source must be a database path or an open better-sqlite3 Database, got number';
+    });
   });
 
   const badInputs: [string, (dir: string) => string, string][] = [

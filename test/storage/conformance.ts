@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { PagevaultError, StorageError, UsageError } from '../../src/errors.ts';
+import { BugError, PagevaultError, StorageError, UsageError } from '../../src/errors.ts';
 import type { StorageClient } from '../../src/storage/client.ts';
 import { MultipartUpload } from '../../src/storage/upload.ts';
 
@@ -27,7 +27,7 @@ export function sha256(data: Uint8Array): string {
 }
 
 /** Asserts that `promise` rejects with a PagevaultError of `kind` carrying `code`; returns the error. */
-export async function rejectsWith(promise: Promise<unknown>, code: string, kind: typeof PagevaultError = StorageError): Promise<PagevaultError> {
+export async function rejectsWith(promise: Promise<unknown>, code: string, kind: abstract new (...args: never[]) => PagevaultError = StorageError): Promise<PagevaultError> {
   let caught: unknown;
   await assert.rejects(promise, (err) => {
     caught = err;
@@ -246,7 +246,7 @@ export function storageConformance(name: string, start: () => Promise<Harness>):
       const c = await fresh();
       const upload = new MultipartUpload(c, 'packs/s3/x');
       await upload.writePart(randomBytes(1000));
-      await rejectsWith(upload.writePart(randomBytes(5 * MiB)), 'BAD_PART', UsageError);
+      await rejectsWith(upload.writePart(randomBytes(5 * MiB)), 'BUG', BugError);
       await upload.abort();
       await rejectsWith(c.head('packs/s3/x'), 'NOT_FOUND');
     });
