@@ -149,6 +149,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   let fh: FileHandle | undefined;
   let size = 0;
   let id: string | undefined;
+  let report: string | undefined;
   try {
     // A missing or damaged config with manifests or packs beside it is an integrity error, never "empty".
     const config = await readRepository(storage, { signal });
@@ -266,6 +267,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     let damaged: RestoreResult['damaged'];
     if (failedCheck) {
       damaged = await writeCheckReport(target, id, manifest, check, failedCheck.lines, storage.url);
+      report = damaged.report;
       log.warn({ id, report: damaged.report, errors: damaged.lines.slice(0, 5) }, 'the restored database fails its integrity check, as its source did; restored as asked (--accept-damaged)');
     }
     await fh.close();
@@ -278,6 +280,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     if (!options.evenIfOpen) await refuseIfHeld(state, `the restore of snapshot ${id} is verified but was not put in place at ${target}`);
     const movedAside = await putInPlace(temp, state, log);
     temp = undefined;
+    report = undefined;
     const result: RestoreResult = {
       path: target,
       id,
@@ -302,6 +305,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   } finally {
     await fh?.close().catch(() => undefined);
     if (temp) await removeTemp(temp);
+    // The report of a restore that did not happen would describe a file that is not there.
+    if (report) await rm(report, { force: true });
     await codec?.close();
     if (ownsStorage) await storage.close();
   }
