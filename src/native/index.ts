@@ -98,6 +98,16 @@ export function registerConnection(db: Database): number {
   return token;
 }
 
+/**
+ * Where SQLite's unix VFS takes its POSIX locks (see lockHolder): in a database file PENDING at 1 GiB, then
+ * RESERVED, then the 510-byte SHARED range (every open WAL connection keeps a read lock there); in a -shm the
+ * WAL locks (write, checkpoint, recover, five read marks) at 120 and the DMS byte at 128.
+ */
+export const SQLITE_LOCK_BYTES = {
+  database: { start: 0x4000_0000, length: 2 + 510 },
+  shm: { start: 120, length: 9 },
+} as const;
+
 /** SQLite primary result codes the page source acts on. */
 export const SQLITE = {
   OK: 0,

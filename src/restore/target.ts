@@ -23,15 +23,12 @@ import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { TargetExistsError, TargetInUseError, TargetWriteError, UsageError } from '../errors.ts';
-import { native } from '../native/index.ts';
+import { native, SQLITE_LOCK_BYTES } from '../native/index.ts';
 import { formatBytes } from '../util/format.ts';
 
 /** Files SQLite keeps beside a database. */
 export const SIDECARS = ['-wal', '-shm', '-journal'] as const;
 
-/** SQLite's lock bytes in a database file (PENDING, RESERVED, the SHARED range) and in a -shm (WAL locks, DMS). */
-const DB_LOCK_BYTES = { start: 0x4000_0000, length: 2 + 510 };
-const SHM_LOCK_BYTES = { start: 120, length: 9 };
 
 export interface TargetState {
   /** The path given, absolute. */
@@ -165,7 +162,7 @@ export async function findHolders(path: string): Promise<Holder[]> {
   // semantics): never probe what this process itself has open.
   if (holders.some((h) => h.pid === process.pid)) return holders;
   for (const { file } of present) {
-    const bytes = file === path ? DB_LOCK_BYTES : file.endsWith('-shm') ? SHM_LOCK_BYTES : undefined;
+    const bytes = file === path ? SQLITE_LOCK_BYTES.database : file.endsWith('-shm') ? SQLITE_LOCK_BYTES.shm : undefined;
     if (!bytes) continue;
     let pid: number;
     try {
@@ -246,8 +243,12 @@ const tempPattern = /^\.(.+)\.pagevault-(.+)-(\d+)-[0-9a-f]{8}(?:-wal|-shm|-jour
 
 /** A fresh temp file name beside the target, naming this host and process so that a later restore can tell it is stale. */
 export function tempPathFor(state: TargetState): string {
-  const host = hostname().replace(/[^A-Za-z0-9_.]/g, '_') || 'host';
-  return join(state.dir, `.${basename(state.path)}.pagevault-${host}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  return join(state.dir, `.${basename(state.path)}.pagevault-${tempHost()}-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/** This host's name as it goes into temp file names. */
+function tempHost(): string {
+  return hostname().replace(/[^A-Za-z0-9_.]/g, '_') || 'host';
 }
 
 /**
@@ -255,7 +256,7 @@ export function tempPathFor(state: TargetState): string {
  * host whose process is gone. Returns the paths removed.
  */
 export async function removeStaleTemps(state: TargetState, log: Logger): Promise<string[]> {
-  const host = hostname().replace(/[^A-Za-z0-9_.]/g, '_') || 'host';
+  const host = tempHost();
   const removed: string[] = [];
   for (const name of await readdir(state.dir).catch(() => [] as string[])) {
     const m = tempPattern.exec(name);

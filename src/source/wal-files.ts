@@ -16,11 +16,7 @@
 // pass. The lock needs the database file opened for writing (POSIX), so a user who may only read it leaves the
 // two empty files, as SQLite's own read-only connections do; so do platforms without /proc.
 import { readdirSync, statSync, unlinkSync } from 'node:fs';
-import { native } from '../native/index.ts';
-
-/** SQLite's lock bytes: PENDING at 1 GiB, then RESERVED, then the 510-byte SHARED range. */
-const LOCK_START = 0x40000000;
-const LOCK_LENGTH = 2 + 510;
+import { native, SQLITE_LOCK_BYTES } from '../native/index.ts';
 
 export interface WalFilesBefore {
   wal: boolean;
@@ -95,7 +91,7 @@ export function removeWalFilesWeCreated(path: string, before: WalFilesBefore): W
   if (openInThisProcess([path, wal, shm])) return 'open-here';
   let fd: number;
   try {
-    fd = native().lockExclusive(path, LOCK_START, LOCK_LENGTH);
+    fd = native().lockExclusive(path, SQLITE_LOCK_BYTES.database.start, SQLITE_LOCK_BYTES.database.length);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return 'no-write-access';
