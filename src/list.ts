@@ -9,8 +9,7 @@ import { IntegrityError, StorageError, UsageError } from './errors.ts';
 import { componentLogger } from './util/logger.ts';
 import { runAll } from './util/run-all.ts';
 import { manifestKey } from './vault/layout.ts';
-import type { ManifestView } from './vault/manifest.ts';
-import { listSnapshotIds, readManifestView, readRepository } from './vault/repository.ts';
+import { listSnapshotIds, readManifest, readRepository, type StoredManifest } from './vault/repository.ts';
 
 export interface ListOptions {
   url?: string;
@@ -30,7 +29,7 @@ export interface SnapshotSummary {
   pageCount: number;
   /** Database size in bytes (pageCount x pageSize). */
   size: number;
-  /** Bytes the snapshot wrote: its packs and its manifest (as its SnapshotResult said). */
+  /** Bytes the snapshot wrote: its packs, its extent table and its manifest (as its SnapshotResult said). */
   bytesUploaded: number;
   chunksNew: number;
   chunksReused: number;
@@ -79,7 +78,7 @@ export async function listSnapshots(options: ListOptions): Promise<SnapshotListi
       storageDefaults.concurrency,
       async (id, i) => {
         try {
-          snapshots[i] = summary(id, await readManifestView(storage, id, { signal }));
+          snapshots[i] = summary(id, await readManifest(storage, id, { signal }));
         } catch (err) {
           snapshots[i] = damaged(storage, id, err);
         }
@@ -102,7 +101,7 @@ async function configProblem(storage: StorageClient, signal: AbortSignal | undef
   }
 }
 
-function summary(id: string, m: ManifestView): SnapshotSummary {
+function summary(id: string, m: StoredManifest): SnapshotSummary {
   return {
     id,
     createdAt: m.createdAt,

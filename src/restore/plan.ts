@@ -4,10 +4,10 @@
 // Extents are applied in manifest order, a later one overriding the pages it shares with an earlier one.
 // The leading run of extents that never overlap (the fixed chunks, in page order) can be fetched and written
 // in any order, in parallel; whatever follows (patches) is written strictly in order, after them.
-import type { Manifest, StoredExtent, ZeroExtent } from '../vault/model.ts';
+import type { Extent, Manifest, StoredExtent, ZeroExtent } from '../vault/model.ts';
 
 export interface PlannedExtent {
-  /** Index in manifest.extents. */
+  /** Index in the snapshot's extents. */
   index: number;
   extent: StoredExtent;
   /** Offset of the extent's bytes within the read's buffer. */
@@ -49,8 +49,8 @@ export interface PlanOptions {
   maxGap: number;
 }
 
-export function planRestore(manifest: Manifest, options: PlanOptions): RestorePlan {
-  const extents = manifest.extents;
+/** The plan for a snapshot whose manifest is `manifest` and whose extents (its extent table's) are `extents`. */
+export function planRestore(manifest: Pick<Manifest, 'pageSize' | 'packs'>, extents: readonly Extent[], options: PlanOptions): RestorePlan {
   // The leading run of non-overlapping extents in ascending page order.
   let lead = 0;
   let end = 0;
@@ -84,7 +84,7 @@ export function planRestore(manifest: Manifest, options: PlanOptions): RestorePl
           continue;
         }
       }
-      read = { pack: manifest.packs[pack]!, offset, length, rawLength: raw, extents: [{ ...p, at: 0, outAt: 0 }] };
+      read = { pack: manifest.packs[pack]!.key, offset, length, rawLength: raw, extents: [{ ...p, at: 0, outAt: 0 }] };
       parallel.push(read);
     }
   }
@@ -94,7 +94,7 @@ export function planRestore(manifest: Manifest, options: PlanOptions): RestorePl
     if (e.kind === 'zero') ordered.push({ kind: 'zero', extent: e });
     else {
       const rawLength = e.pageCount * manifest.pageSize;
-      ordered.push({ kind: 'read', read: { pack: manifest.packs[e.pack]!, offset: e.offset, length: e.length, rawLength, extents: [{ index: i, extent: e, at: 0, outAt: 0 }] } });
+      ordered.push({ kind: 'read', read: { pack: manifest.packs[e.pack]!.key, offset: e.offset, length: e.length, rawLength, extents: [{ index: i, extent: e, at: 0, outAt: 0 }] } });
     }
   }
   const all = [...parallel, ...ordered.flatMap((s) => (s.kind === 'read' ? [s.read] : []))];

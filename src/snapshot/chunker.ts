@@ -146,6 +146,7 @@ export class Chunker {
     this.#patch = undefined;
     this.#emitted.fill(0);
     this.#wholeEmitted.clear();
+    this.#patches = 0;
     this.#lastPatchedPage = 0;
   }
 

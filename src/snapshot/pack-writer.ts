@@ -45,6 +45,8 @@ export class PackWriter {
   #completedBytes = 0;
   /** Keys of every pack this writer created, in creation order. */
   readonly keys: string[] = [];
+  /** The size of each pack completed so far, by key. */
+  readonly sizes = new Map<string, number>();
 
   constructor(options: PackWriterOptions) {
     this.#o = options;
@@ -166,6 +168,7 @@ export class PackWriter {
     this.#track(
       pack.upload.complete().then((r) => {
         this.#completedBytes += r.size;
+        this.sizes.set(pack.key, r.size);
       }),
     );
   }

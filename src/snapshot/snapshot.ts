@@ -1,42 +1,39 @@
-// snapshot(): one snapshot of a live SQLite database into a vault, end to end.
+// snapshot(): one snapshot of a live SQLite database into a vault, end to end, from its parts:
 //
-//   page source (backup steps) -> chunker -> codec pool (digest, zero check, zstd; worker threads)
-//     -> dedup against the parent manifest -> pack writer (multipart uploads from reusable part buffers)
-//     -> manifest, published last with a conditional create
+//   the source (PageSource, and the SourceCheck beside it) and the vault's previous snapshot (identity, parent)
+//   -> the dedup index built from the parent's extents (dedup.ts)
+//   -> the pipeline: chunker, codec workers, pack writer (pipeline.ts), recording into the builder (builder.ts)
+//   -> the page map -> the extent table, then the manifest, published last with conditional creates
 //
-// Memory is bounded by buffer pools (chunk buffers, encode buffers, part buffers); when uploads are slow
-// the pools run dry, the chunker waits for a buffer, the page source is not asked for its next batch, and
-// so sqlite3_backup_step is not called: the upload pipeline throttles the backup. On any failure or abort,
-// every multipart upload is aborted and nothing is published.
+// On any failure or abort before the manifest is sent, every multipart upload is aborted and nothing is
+// published.
 import type { Database } from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { codecDefaults, snapshotDefaults, storageDefaults } from '../config/defaults.ts';
-import { CodecPool, returnedBuffers } from '../chunk/pool.ts';
-import { maxEncodedSize } from '../chunk/codec.ts';
-import { AbortedError, UsageError } from '../errors.ts';
+import { AbortedError, IntegrityError, UsageError } from '../errors.ts';
 import { PageSource } from '../source/index.ts';
 import type { ReadCompanion } from '../source/page-source.ts';
-import type { StorageClient, StorageEventListener } from '../storage/client.ts';
+import type { StorageClient } from '../storage/client.ts';
 import { openStorage, type StorageOptions } from '../storage/registry.ts';
 import { partSizeFor } from '../storage/upload.ts';
-import { BufferPool } from '../util/buffer-pool.ts';
 import { componentLogger } from '../util/logger.ts';
+import { encodeExtentTable } from '../vault/extent-table.ts';
 import { newSnapshotId } from '../vault/ids.ts';
-import { manifestKey } from '../vault/layout.ts';
-import { databaseDigest, encodeManifest, fixedChunkCount, chunkRange, zeroDigest, type ManifestToEncode } from '../vault/manifest.ts';
-import { FORMAT_VERSION, type Extent, type SourceCheckRecord } from '../vault/model.ts';
-import { ensureRepository, latestManifest } from '../vault/repository.ts';
-import { Chunker, type Emission } from './chunker.ts';
+import { extentTableKey, manifestKey } from '../vault/layout.ts';
+import { encodeManifest, fixedChunkCount, MAX_TAGS, tagProblem } from '../vault/manifest.ts';
+import { FORMAT_VERSION, type Extent, type Manifest, type SnapshotStats, type SourceCheckRecord } from '../vault/model.ts';
+import { ensureRepository, latestManifest, readExtentTable } from '../vault/repository.ts';
+import { toolVersion } from '../version.ts';
+import { SnapshotBuilder } from './builder.ts';
 import { abortStaleUploads } from './cleanup.ts';
 import { chooseChunkPages } from './chunk-size.ts';
-import { FixedChunks, Locations, UNSET, ZERO } from './locations.ts';
-import { PackWriter } from './pack-writer.ts';
+import { DedupIndex } from './dedup.ts';
+import { SnapshotPipeline } from './pipeline.ts';
 import { SourceCheck, sourceCheckChoices, type SourceCheckChoice } from './source-check.ts';
 import { identityDifferences, identityInManifest, identityOf, refuseAnotherSource } from './source-identity.ts';
-import { toolVersion } from '../version.ts';
 
 export interface SnapshotOptions {
   /** A database file path, or an application's open better-sqlite3 Database (its own connection is copied). */
@@ -75,6 +72,8 @@ export interface SnapshotOptions {
    * then is the vault's.
    */
   newSource?: boolean;
+  /** Labels stored in the manifest (distinct; 1-128 characters without spaces, commas or control characters). */
+  tags?: string[];
   signal?: AbortSignal;
   logger?: Logger;
   onProgress?: (p: SnapshotProgress) => void;
@@ -87,25 +86,19 @@ export interface SnapshotProgress {
   bytesUploaded: number;
 }
 
-export interface SnapshotResult {
+/** What a snapshot did: its manifest's stats (bytesUploaded also counting the manifest itself), and more. */
+export interface SnapshotResult extends SnapshotStats {
   id: string;
   parent: string | null;
   /** The vault URL, credentials removed. */
   url: string;
   pageSize: number;
   pageCount: number;
-  bytesRead: number;
-  /** Bytes written to object storage: the packs and the manifest. */
-  bytesUploaded: number;
-  chunksNew: number;
-  chunksReused: number;
-  chunksZero: number;
   patches: number;
+  /** The packs this snapshot wrote. */
   packs: string[];
-  restarts: number;
   mode: string;
   databaseDigest: string | null;
-  durationMs: number;
   /** The source check's record (also in the manifest), or null when none ran. ok false: the source is damaged. */
   sourceCheck: SourceCheckRecord | null;
   /** The source differed from the vault's previous one and newSource accepted it. */
@@ -132,6 +125,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
   if (!sourceCheckChoices.includes(checkChoice)) {
     throw new UsageError('BAD_OPTION', `sourceCheck must be one of ${sourceCheckChoices.join(', ')}, got ${String(checkChoice)}`);
   }
+  const tags = checkTags(options.tags ?? []);
 
   // One controller for the whole pipeline: the caller's signal and our own failures both stop everything.
   const controller = new AbortController();
@@ -150,9 +144,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     });
   const ownsStorage = !options.storage;
   options.signal?.addEventListener('abort', onCallerAbort, { once: true });
-  let codec: CodecPool | undefined;
-  let packer: PackWriter | undefined;
-  let chunker: Chunker | undefined;
+  let pipeline: SnapshotPipeline | undefined;
   let opened: PageSource | undefined;
   let check: SourceCheck | undefined;
   // The check exists once the source is open (it needs the file's path); the page source meets it when it begins.
@@ -179,220 +171,75 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     const newSource = previous !== undefined && identityDifferences(identityInManifest(previous), identity).length > 0;
     if (previous && !options.newSource) refuseAnotherSource(previous, identity, storage.url);
     if (newSource) log.warn({ previous: previous!.id, source: identity }, 'a new source for this vault (newSource): its snapshots are what a restore returns from now on');
-    let parent: typeof previous = options.full ? undefined : previous;
-    const parentId = parent?.id ?? null;
+    const parent = options.full || !previous ? undefined : await parentExtents(storage, previous, { signal, log });
     const id = newSnapshotId(new Date(started));
     const pageSize = source.facts.pageSize;
     const pagesEstimated = source.facts.path ? Math.ceil(statSync(source.facts.path).size / pageSize) : 0;
     const chunkPages = chooseChunkPages({
       pageSize,
       estimatedPages: pagesEstimated,
-      ...(parent ? { parent } : {}),
+      ...(parent ? { parent: parent.manifest } : {}),
       ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
     });
-    const chunkBytes = chunkPages * pageSize;
-    log.info({ id, parent: parentId, source: source.facts.fileName, pageSize, chunkPages }, 'snapshot started');
+    log.info({ id, parent: parent?.manifest.id ?? null, source: source.facts.fileName, pageSize, chunkPages }, 'snapshot started');
 
-    // Content already in the vault, by digest and raw length: the parent's stored extents, then our uploads.
-    const packKeys: string[] = [];
-    const packIndexOf = new Map<string, number>();
-    const packIndex = (key: string): number => {
-      let i = packIndexOf.get(key);
-      if (i === undefined) packIndexOf.set(key, (i = packKeys.push(key) - 1));
-      return i;
-    };
     const chunksEstimated = fixedChunkCount(pagesEstimated, chunkPages);
-    const locations = new Locations((parent?.extentCount ?? 0) + chunksEstimated);
-    // Where the parent stored each chunk (same page size and chunk size): a chunk found unchanged there is
-    // digested but not compressed again.
-    const parentAt = new FixedChunks(parent ? fixedChunkCount(parent.pageCount, chunkPages) : 16);
-    for (const e of parent?.extents() ?? []) {
-      if (e.kind !== 'stored') continue;
-      const at = locations.add({ pack: packIndex(parent!.packs[e.pack]!), offset: e.offset, length: e.length, rawLength: e.pageCount * parent!.pageSize, codec: e.codec, digest: e.digest });
-      const index = (e.firstPage - 1) / chunkPages;
-      if (parent!.pageSize === pageSize && Number.isInteger(index) && parentAt.location(index) === UNSET) parentAt.set(index, at, e.pageCount, false);
-    }
-    parent = undefined; // its extents are in the tables now
-
-    codec = CodecPool.create({ workers: options.workers ?? codecDefaults.workers, level: options.compressionLevel ?? codecDefaults.level });
-    // Enough chunks in flight that encodes queue up into batches of codecDefaults.batchBytes per message.
-    const encodesInFlight = codec.workers * codecDefaults.jobsPerWorker * Math.max(1, Math.floor(codecDefaults.batchBytes / chunkBytes)) + 1;
-    const chunkPool = new BufferPool(encodesInFlight + 6, chunkBytes);
-    const encodePool = new BufferPool(encodesInFlight, maxEncodedSize(chunkBytes));
-    const partPool = new BufferPool(Math.max(2, Math.floor(maxBytesInFlight / partSize)), partSize);
-    const onEvent: StorageEventListener = (event) => {
-      if (event.type === 'part') {
-        uploadedParts += event.bytes;
-        progress();
-      } else if (event.type === 'aborted-upload') {
-        log.debug({ key: event.key, supported: event.supported }, 'aborted the multipart upload of a pack');
-      } else if (event.type === 'abort-failed') {
-        log.warn({ key: event.key, err: event.error.message }, 'could not abort the multipart upload of a pack');
-      }
-    };
-    let uploadedParts = 0;
+    const index = new DedupIndex({ pageSize, chunkPages, chunksEstimated, ...(parent ? { parent } : {}) });
+    const builder = new SnapshotBuilder({ pageSize, chunkPages, chunksEstimated });
+    let bytesUploaded = 0;
     let pagesRead = 0;
-    const progress = () => options.onProgress?.({ pagesRead, pagesEstimated, bytesUploaded: uploadedParts });
-    packer = new PackWriter({
+    pipeline = new SnapshotPipeline({
       storage,
       snapshotId: id,
-      spanPages: Math.max(chunkPages, Math.floor(snapshotDefaults.packSpan / pageSize / chunkPages) * chunkPages),
-      parts: partPool,
-      partsInFlight: uploadConcurrency,
-      signal,
-      onEvent,
-    });
-    // Where each fixed chunk's content is, and the patches: taken as they are when the copy ends, since a restart
-    // supersedes whatever was emitted before it (and so do the counts of new and reused chunks).
-    const fixed = new FixedChunks(chunksEstimated);
-    const patches: { firstPage: number; pageCount: number; at: number; upload: boolean }[] = [];
-    let epoch = 0;
-    let failure: Error | undefined;
-    const inFlight = new Set<Promise<void>>();
-    const fail = (err: unknown) => {
-      if (failure) return;
-      failure = err instanceof Error ? err : new Error(String(err));
-      controller.abort(failure);
-    };
-
-    const store = async (e: Emission, encodeBuffer: Buffer, myEpoch: number): Promise<void> => {
-      const rawLength = e.pageCount * pageSize;
-      let raw: Buffer = e.buffer;
-      let out: Buffer = encodeBuffer;
-      try {
-        // The buffers travel to a worker and back: from here on, use (and release) the returned views.
-        const hint = e.kind === 'chunk' ? parentAt.location(e.index) : UNSET;
-        const knownDigest = hint >= 0 && locations.rawLength(hint) === rawLength ? locations.digest(hint) : undefined;
-        const r = await codec!.encode({ input: raw.subarray(0, rawLength), output: out, ...(knownDigest ? { knownDigest } : {}) });
-        raw = r.input;
-        out = r.output;
-        let at = ZERO;
-        let upload = false;
-        if (!r.zero) {
-          at = r.known ? hint : locations.find(r.digest, rawLength);
-          if (at < 0) {
-            const placed = await packer!.append(e.firstPage, out.subarray(0, r.length));
-            at = locations.add({ pack: packIndex(placed.key), offset: placed.offset, length: r.length, rawLength, codec: r.codec, digest: r.digest });
-            upload = true;
-          }
-        }
-        if (myEpoch !== epoch) return; // superseded by a restart: the chunk comes again
-        if (e.kind === 'chunk') fixed.set(e.index, at, e.pageCount, upload);
-        else patches[e.index] = { firstPage: e.firstPage, pageCount: e.pageCount, at, upload };
-      } catch (err) {
-        const back = returnedBuffers(err);
-        if (back) {
-          raw = back.input;
-          out = back.output;
-        }
-        throw err;
-      } finally {
-        chunkPool.release(raw);
-        encodePool.release(out);
-      }
-    };
-
-    chunker = new Chunker({
       pageSize,
       chunkPages,
-      pool: chunkPool,
+      index,
+      builder,
+      workers: options.workers ?? codecDefaults.workers,
+      compressionLevel: options.compressionLevel ?? codecDefaults.level,
+      uploadConcurrency,
+      partSize,
+      maxBytesInFlight,
       signal,
-      emit: async (e) => {
-        const out = await encodePool.acquire(signal);
-        const job = store(e, out, epoch).catch(fail);
-        inFlight.add(job);
-        void job.then(() => inFlight.delete(job));
+      fail: (err) => controller.abort(err),
+      log,
+      onBatch: (restarted) => check?.batch(restarted),
+      onProgress: (p) => {
+        ({ pagesRead, bytesUploaded } = p);
+        options.onProgress?.({ pagesRead, pagesEstimated, bytesUploaded });
       },
     });
-
-    for await (const batch of source.pages()) {
-      if (failure) throw failure;
-      check?.batch(batch.restarted);
-      if (batch.restarted) {
-        chunker.restart();
-        epoch++;
-        fixed.clear();
-        patches.length = 0;
-        pagesRead = 0;
-        log.info({ id }, 'the backup restarted; chunks are emitted again (unchanged ones are not uploaded twice)');
-      }
-      await chunker.addPages(batch.pageNumbers, batch.data, batch.count);
-      pagesRead += batch.count;
-      progress();
-    }
+    await pipeline.copy(source.pages());
     const sourceResult = source.result;
     check?.copyComplete();
-    await chunker.finish(sourceResult.pageCount);
-    while (inFlight.size > 0) await Promise.all([...inFlight]);
-    if (failure) throw failure;
-    await packer.finish();
+    await pipeline.finish(sourceResult.pageCount);
     // The check ran beside the copy; a damaged source is still published (the best copy there is) and said loudly.
     const sourceCheck = check ? await check.record() : null;
-    throwIfCancelled(signal, failure);
+    throwIfCancelled(signal, pipeline.failure);
     if (sourceCheck && !sourceCheck.ok) {
       log.warn({ id, source: source.facts.path, check: sourceCheck.kind, errors: sourceCheck.errors }, `the source database failed PRAGMA ${sourceCheck.kind}`);
     }
 
-    // The manifest: fixed chunks in page order, then patches in the order they were written. Its packs are the
-    // ones its extents use, in the order of first use. The extents are generated from the tables as the
-    // manifest is encoded, one at a time.
-    const pageCount = sourceResult.pageCount;
-    const entries = function* (): Generator<{ firstPage: number; pageCount: number; at: number; upload: boolean }> {
-      for (let i = 0; i < fixed.end; i++) {
-        const at = fixed.location(i);
-        if (at !== UNSET) yield { firstPage: i * chunkPages + 1, pageCount: fixed.pageCount(i), at, upload: fixed.uploaded(i) };
-      }
-      for (const p of patches) if (p) yield p;
-    };
-    const packs: string[] = [];
-    const manifestPack = new Map<number, number>();
-    const stats = { chunksNew: 0, chunksReused: 0, chunksZero: 0 };
-    for (const { at, upload } of entries()) {
-      if (at === ZERO) stats.chunksZero++;
-      else {
-        if (upload) stats.chunksNew++;
-        else stats.chunksReused++;
-        const pack = locations.pack(at);
-        if (!manifestPack.has(pack)) manifestPack.set(pack, packs.push(packKeys[pack]!) - 1);
-      }
-    }
-    const extents: Iterable<Extent> = {
-      *[Symbol.iterator]() {
-        for (const { firstPage, pageCount: count, at } of entries()) {
-          if (at === ZERO) yield { kind: 'zero', firstPage, pageCount: count };
-          else {
-            const l = locations.get(at);
-            yield { kind: 'stored', firstPage, pageCount: count, pack: manifestPack.get(l.pack)!, offset: l.offset, length: l.length, codec: l.codec, digest: l.digest };
-          }
-        }
-      },
-    };
     // The passes over every chunk below each take tens of ms at 65,536 chunks: the event loop gets a turn
     // between them (an application snapshotting its own database keeps serving).
     await yieldToEventLoop();
-    let digest: string | null = null;
-    if (patches.length === 0) {
-      digest = databaseDigest(
-        (function* () {
-          for (let i = 0; i < fixedChunkCount(pageCount, chunkPages); i++) {
-            const at = fixed.location(i);
-            yield at >= 0 ? locations.digest(at) : zeroDigest(chunkRange(i, pageCount, chunkPages).pageCount * pageSize);
-          }
-        })(),
-      );
-    }
+    const pageCount = sourceResult.pageCount;
+    const map = builder.pageMap(index, pageCount);
+    await yieldToEventLoop();
+    const table = encodeExtentTable({ id, pageCount, chunkPages, packSizes: map.packs.map((p) => p.size) }, map.extents);
     const durationMs = Date.now() - started;
-    const manifest: ManifestToEncode = {
+    const manifest: Manifest = {
       formatVersion: FORMAT_VERSION,
       id,
-      parent: parentId,
+      parent: parent?.manifest.id ?? null,
       createdAt: new Date(started).toISOString(),
       completedAt: new Date().toISOString(),
       tool: { name: 'pagevault', version: toolVersion },
+      tags,
       pageSize,
       pageCount,
       chunkPages,
-      databaseDigest: digest,
+      databaseDigest: map.databaseDigest,
       source: {
         path: identity.path,
         fileName: identity.fileName,
@@ -407,44 +254,39 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       },
       stats: {
         bytesRead: sourceResult.pagesDelivered * pageSize,
-        bytesUploaded: packer.bytesUploaded,
-        chunksNew: stats.chunksNew,
-        chunksReused: stats.chunksReused,
-        chunksZero: stats.chunksZero,
+        bytesUploaded: pipeline.bytesUploaded + table.bytes.length,
+        ...map.counts,
         restarts: sourceResult.restarts,
         durationMs,
       },
-      packs,
-      extents,
+      packs: map.packs,
+      extents: table.ref,
     };
-    await yieldToEventLoop();
-    const encoded = encodeManifest(manifest);
-    const bytesUploaded = manifest.stats.bytesUploaded + encoded.length;
-    throwIfCancelled(signal, failure);
-    await storage.putIfAbsent(manifestKey(id), encoded, { signal });
-    log.info({ id, pageCount, bytesUploaded, ...stats, durationMs, sourceCheck: sourceCheck ? { ok: sourceCheck.ok, durationMs: sourceCheck.durationMs } : null }, 'snapshot published');
-    await abortStaleUploads(storage, { olderThanMs: snapshotDefaults.staleUploadAgeMs, signal, logger: log });
+    const manifestBytes = await publish(storage, manifest, table.bytes, { signal, log, failure: () => pipeline?.failure });
+    log.info({ id, pageCount, bytesUploaded: manifest.stats.bytesUploaded + manifestBytes, ...map.counts, durationMs, sourceCheck: sourceCheck ? { ok: sourceCheck.ok, durationMs: sourceCheck.durationMs } : null }, 'snapshot published');
+    await abortStaleUploads(storage, { olderThanMs: snapshotDefaults.staleUploadAgeMs, signal, logger: log }).catch((err: unknown) => {
+      // Published is published: a sweep that a late signal or a storage failure cut short is for the next run.
+      log.warn({ err: (err as Error).message }, 'the sweep of stale uploads did not finish');
+    });
     return {
       id,
       parent: manifest.parent,
       url: storage.url,
       pageSize,
       pageCount,
-      bytesRead: manifest.stats.bytesRead,
-      bytesUploaded,
-      ...stats,
-      patches: patches.length,
-      packs: packer.keys,
-      restarts: sourceResult.restarts,
-      mode: sourceResult.mode,
-      databaseDigest: digest,
+      ...manifest.stats,
+      bytesUploaded: manifest.stats.bytesUploaded + manifestBytes,
       durationMs,
+      patches: map.patches,
+      packs: pipeline.packKeys,
+      mode: sourceResult.mode,
+      databaseDigest: map.databaseDigest,
       sourceCheck,
       newSource,
     };
   } catch (err) {
     controller.abort(err);
-    await packer?.abort(err);
+    await pipeline?.abort(err);
     // A caller's abort surfaces as AbortedError whatever part of the pipeline noticed it first.
     if (options.signal?.aborted && !(err instanceof AbortedError)) {
       throw new AbortedError('snapshot: aborted', { cause: options.signal.reason });
@@ -452,16 +294,65 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     throw err;
   } finally {
     options.signal?.removeEventListener('abort', onCallerAbort);
-    chunker?.dispose();
     const checkGone = check?.close();
     opened?.close();
-    await codec?.close();
+    await pipeline?.close();
     if (ownsStorage) await storage.close();
     // The check's process had the source open too, so close() may have found its -wal and -shm in use: now
     // that the process is gone, the files our connection created can go (PageSource.removeWalFiles).
     await checkGone;
     if (check) opened?.removeWalFiles();
   }
+}
+
+/**
+ * The parent's extents, for dedup. A parent whose extent table is missing or damaged is not built on: the
+ * snapshot is then a full one, which depends on nothing damaged (and says so).
+ */
+async function parentExtents(
+  storage: StorageClient,
+  manifest: Manifest,
+  options: { signal: AbortSignal; log: Logger },
+): Promise<{ manifest: Manifest; extents: Iterable<Extent> } | undefined> {
+  try {
+    const table = await readExtentTable(storage, manifest, { signal: options.signal });
+    return { manifest, extents: table.extents() };
+  } catch (err) {
+    if (!(err instanceof IntegrityError) || err.code === 'MANIFEST_VERSION') throw err;
+    options.log.warn({ parent: manifest.id, err: err.message }, 'the newest snapshot cannot be built on: this snapshot uploads every chunk');
+    return undefined;
+  }
+}
+
+/**
+ * Publishes the snapshot: its extent table, then its manifest, each with a conditional create; returns the
+ * manifest's size. Once the manifest's request is sent, the snapshot may exist, so an abort no longer stops it:
+ * the request runs to its end (its timeouts bound it) and the snapshot is reported as what it is, published.
+ */
+async function publish(
+  storage: StorageClient,
+  manifest: Manifest,
+  table: Buffer,
+  options: { signal: AbortSignal; log: Logger; failure: () => Error | undefined },
+): Promise<number> {
+  throwIfCancelled(options.signal, options.failure());
+  await storage.putIfAbsent(extentTableKey(manifest.id), table, { signal: options.signal });
+  const encoded = encodeManifest(manifest);
+  throwIfCancelled(options.signal, options.failure());
+  await storage.putIfAbsent(manifestKey(manifest.id), encoded);
+  if (options.signal.aborted) options.log.warn({ id: manifest.id }, 'the abort came while the manifest was being written: the snapshot is published');
+  return encoded.length;
+}
+
+/** The tags of a snapshot, checked as a manifest holds them (UsageError BAD_TAG). */
+function checkTags(tags: readonly string[]): string[] {
+  for (const t of tags) {
+    const problem = tagProblem(t);
+    if (problem) throw new UsageError('BAD_TAG', problem);
+  }
+  const distinct = [...new Set(tags)];
+  if (distinct.length > MAX_TAGS) throw new UsageError('BAD_TAG', `a snapshot takes at most ${MAX_TAGS} tags, got ${distinct.length}`);
+  return distinct;
 }
 
 /**

@@ -1,28 +1,30 @@
 // The repository config object (pagevault.json): pretty JSON, written once with a vault's first snapshot and
 // read before anything else, so that an old pagevault refuses a vault a newer one has written.
 import { vaultDefaults } from '../config/defaults.ts';
-import { IntegrityError } from '../errors.ts';
+import { BugError, IntegrityError } from '../errors.ts';
 import { isUtcTimestamp } from './ids.ts';
-import { FORMAT_VERSION, type ExtentCodec, type RepositoryConfig } from './model.ts';
+import { FORMAT_VERSION, type ChunkDigest, type ExtentCodec, type RepositoryConfig } from './model.ts';
 
 const CODECS: readonly ExtentCodec[] = ['zstd', 'raw'];
-const KEYS = ['format', 'formatVersion', 'codec', 'encryption', 'createdAt'];
+const DIGESTS: readonly ChunkDigest[] = ['sha256'];
+const KEYS = ['format', 'formatVersion', 'codec', 'digest', 'encryption', 'createdAt'];
 
 export function newRepositoryConfig(now: Date = new Date(), codec: ExtentCodec = vaultDefaults.codec): RepositoryConfig {
-  return { format: 'pagevault', formatVersion: FORMAT_VERSION, codec, encryption: null, createdAt: now.toISOString() };
+  return { format: 'pagevault', formatVersion: FORMAT_VERSION, codec, digest: 'sha256', encryption: null, createdAt: now.toISOString() };
 }
 
 export function encodeConfig(c: RepositoryConfig): Buffer {
-  if (c.format !== 'pagevault' || c.formatVersion !== FORMAT_VERSION || !CODECS.includes(c.codec) || c.encryption !== null) {
-    throw new TypeError(`encode repository config: not a format ${FORMAT_VERSION} config: ${JSON.stringify(c)}`);
+  if (c.format !== 'pagevault' || c.formatVersion !== FORMAT_VERSION || !CODECS.includes(c.codec) || !DIGESTS.includes(c.digest) || c.encryption !== null) {
+    throw new BugError(`encode repository config: not a format ${FORMAT_VERSION} config: ${JSON.stringify(c)}`);
   }
-  const { format, formatVersion, codec, encryption, createdAt } = c;
-  return Buffer.from(`${JSON.stringify({ format, formatVersion, codec, encryption, createdAt }, null, 2)}\n`, 'utf8');
+  const { format, formatVersion, codec, digest, encryption, createdAt } = c;
+  return Buffer.from(`${JSON.stringify({ format, formatVersion, codec, digest, encryption, createdAt }, null, 2)}\n`, 'utf8');
 }
 
 /**
  * The config in `bytes`; `where` names the object in messages. Throws IntegrityError: CONFIG_VERSION for a
- * config written by a newer pagevault, CONFIG_DAMAGED for anything else that is not a v1 config.
+ * config in another format (a newer pagevault's, or format 1 of development builds), CONFIG_DAMAGED for anything
+ * else that is not a format 2 config.
  */
 export function decodeConfig(bytes: Uint8Array, where: string): RepositoryConfig {
   const damaged = (detail: string, cause?: unknown): never => {
@@ -43,11 +45,19 @@ export function decodeConfig(bytes: Uint8Array, where: string): RepositoryConfig
   if (v > FORMAT_VERSION) {
     throw new IntegrityError('CONFIG_VERSION', `repository config ${where} was written by a newer pagevault (format ${v}); upgrade pagevault to use this vault`);
   }
+  if (v < FORMAT_VERSION) {
+    throw new IntegrityError(
+      'CONFIG_VERSION',
+      `repository config ${where} is format ${v}, which only development builds of pagevault wrote; this pagevault reads format ${FORMAT_VERSION}: ` +
+        'snapshot the database again into a new vault (another bucket or prefix)',
+    );
+  }
   const extra = Object.keys(o).filter((k) => !KEYS.includes(k));
   if (extra.length > 0) return damaged(`it has unknown fields: ${extra.join(', ')}`);
   if (!CODECS.includes(o.codec as ExtentCodec)) return damaged(`its codec is ${JSON.stringify(o.codec)}, not one of ${CODECS.join(', ')}`);
-  if (o.encryption !== null) return damaged('its encryption must be null in format 1');
+  if (!DIGESTS.includes(o.digest as ChunkDigest)) return damaged(`its digest is ${JSON.stringify(o.digest)}, not one of ${DIGESTS.join(', ')}`);
+  if (o.encryption !== null) return damaged('its encryption is set, and this pagevault cannot read encrypted vaults');
   const createdAt = o.createdAt;
   if (!isUtcTimestamp(createdAt)) return damaged(`its createdAt is ${JSON.stringify(createdAt)}, not a time`);
-  return { format: 'pagevault', formatVersion: FORMAT_VERSION, codec: o.codec as ExtentCodec, encryption: null, createdAt };
+  return { format: 'pagevault', formatVersion: FORMAT_VERSION, codec: o.codec as ExtentCodec, digest: o.digest as ChunkDigest, encryption: null, createdAt };
 }

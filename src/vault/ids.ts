@@ -2,7 +2,7 @@
 // 20261124T020304123Z-9f2c41d07a. Fixed width, so ids sort as strings in creation order; the random part keeps
 // ids from different hosts (or the same millisecond) apart.
 import { randomBytes } from 'node:crypto';
-import { UsageError } from '../errors.ts';
+import { BugError, UsageError } from '../errors.ts';
 
 const ID_PATTERN = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-[0-9a-f]{10}$/;
 const EXPECTED_FORM = 'YYYYMMDDTHHMMSSmmmZ-<10 lowercase hex digits>, e.g. 20261124T020304123Z-9f2c41d07a';
@@ -29,7 +29,7 @@ function timePart(t: Date): string {
 export function newSnapshotId(now: Date = new Date()): string {
   const year = now.getUTCFullYear();
   if (!Number.isFinite(now.getTime()) || year < 0 || year > 9999) {
-    throw new RangeError(`snapshot ids need a date in years 0000-9999, got ${String(now)}`);
+    throw new BugError(`snapshot ids need a date in years 0000-9999, got ${String(now)}`);
   }
   return `${timePart(now)}-${randomBytes(5).toString('hex')}`;
 }

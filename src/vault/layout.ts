@@ -5,6 +5,7 @@ import { isSnapshotId } from './ids.ts';
 
 export const configKey = 'pagevault.json';
 export const manifestPrefix = 'manifests/';
+export const extentsPrefix = 'extents/';
 export const packsPrefix = 'packs/';
 
 /** Page numbers in pack keys are zero-padded to this many digits, so keys sort by page. */
@@ -33,6 +34,12 @@ function requireSnapshotId(id: string, what: string): void {
 export function manifestKey(id: string): string {
   requireSnapshotId(id, 'manifest key');
   return manifestPrefix + id;
+}
+
+/** The key of a snapshot's extent table. */
+export function extentTableKey(id: string): string {
+  requireSnapshotId(id, 'extent table key');
+  return extentsPrefix + id;
 }
 
 /** The snapshot id a manifest key names; UsageError('BAD_KEY') for any other key. */

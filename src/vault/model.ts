@@ -1,5 +1,7 @@
-// The vault's data model, format v1: what a manifest says about a snapshot. The byte encoding lives in
-// manifest.ts and is documented in docs/FORMAT.md; keys in layout.ts.
+// The vault's data model, format v2: what a snapshot's two objects say. The manifest (manifests/<id>) is the
+// small summary a listing reads alone, and publishing it is what makes the snapshot exist; the extent table
+// (extents/<id>), bound to the manifest by its SHA-256, says where every page is. The byte encodings live in
+// envelope.ts, manifest.ts and extent-table.ts and are documented in docs/FORMAT.md; keys in layout.ts.
 //
 // A database of `pageCount` pages is described by an ordered list of extents. Each extent covers a run of
 // pages; applying the extents in order (a later extent overrides the pages it covers) and zero-filling
@@ -7,7 +9,10 @@
 // [i * chunkPages + 1, min((i + 1) * chunkPages, pageCount)], once each, in page order. Pages that an
 // application connection wrote again after their chunk had been uploaded follow as smaller "patch" extents.
 
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+
+/** How chunk digests (extent digests, databaseDigest's inputs) are computed. */
+export type ChunkDigest = 'sha256';
 
 /** How a stored extent's bytes are encoded in its pack. */
 export type ExtentCodec = 'zstd' | 'raw';
@@ -21,10 +26,13 @@ export interface StoredExtent {
   pack: number;
   /** Byte offset of the encoded bytes in the pack object. */
   offset: number;
-  /** Encoded length in the pack object. */
+  /**
+   * Stored length in the pack object. Independent of the page count: what is stored may be compressed (or,
+   * later, carry an AEAD's nonce and tag); only the decoded bytes must be pageCount * pageSize.
+   */
   length: number;
   codec: ExtentCodec;
-  /** SHA-256 of the raw (decoded) bytes: pageCount * pageSize of them. 32 bytes. */
+  /** The vault's chunk digest (RepositoryConfig.digest) of the raw (decoded) bytes. 32 bytes. */
   digest: Uint8Array;
 }
 
@@ -99,6 +107,30 @@ export interface SnapshotStats {
   durationMs: number;
 }
 
+/** A pack a snapshot's extents use. */
+export interface PackRecord {
+  /** The pack's key, relative to the vault prefix. */
+  key: string;
+  /** The pack object's length in bytes. */
+  size: number;
+  /**
+   * Bytes of the pack this snapshot's stored extents use, each distinct byte range counted once. A pack no
+   * kept snapshot lists is unused; one whose `used` is far below `size` in every snapshot listing it is mostly
+   * dead (see docs/FORMAT.md, "What prune can know").
+   */
+  used: number;
+}
+
+/** Where a snapshot's extent table is, and what binds it to the manifest. */
+export interface ExtentTableRef {
+  /** Extents in the table, and how many of them are stored (not zero). */
+  count: number;
+  stored: number;
+  /** The extent table object's length and hex SHA-256: a table that is not this one is refused. */
+  length: number;
+  sha256: string;
+}
+
 export interface Manifest {
   formatVersion: typeof FORMAT_VERSION;
   /** Snapshot id (see ids.ts): sorts by creation time, unique across hosts. */
@@ -109,6 +141,8 @@ export interface Manifest {
   createdAt: string;
   completedAt: string;
   tool: { name: 'pagevault'; version: string };
+  /** Labels given to the snapshot (distinct, in the order given); retention can keep snapshots by tag. */
+  tags: string[];
   pageSize: number;
   pageCount: number;
   /** Pages per fixed chunk. */
@@ -122,9 +156,10 @@ export interface Manifest {
   databaseDigest: string | null;
   source: SourceFactsRecord;
   stats: SnapshotStats;
-  /** Pack keys, relative to the vault prefix; extents refer to them by index. */
-  packs: string[];
-  extents: Extent[];
+  /** The packs the extents use, in order of first use; extents refer to them by index. */
+  packs: PackRecord[];
+  /** The extent table (extents/<id>). */
+  extents: ExtentTableRef;
 }
 
 /** The repository config object (pagevault.json): written once, with the vault's first snapshot. */
@@ -133,7 +168,9 @@ export interface RepositoryConfig {
   formatVersion: typeof FORMAT_VERSION;
   /** Codec new stored extents use. */
   codec: ExtentCodec;
-  /** Encryption parameters; null in format v1 (no encryption). */
+  /** How chunk digests are made: SHA-256 of the raw bytes (a keyed MAC is for encrypted vaults, to come). */
+  digest: ChunkDigest;
+  /** Encryption parameters; null: the vault is not encrypted (the only kind format 2 writes yet). */
   encryption: null;
   createdAt: string;
 }

@@ -1,12 +1,13 @@
 // Reading and writing the vault's small objects through a StorageClient: the repository config, the list of
-// snapshots, and manifests. Snapshot and restore share these; they hold no state.
+// snapshots, manifests and extent tables. Snapshot and restore share these; they hold no state.
 import type { Logger } from 'pino';
 import { IntegrityError, StorageError } from '../errors.ts';
 import type { StorageClient } from '../storage/client.ts';
 import { decodeConfig, encodeConfig, newRepositoryConfig } from './config.ts';
 import { isSnapshotId } from './ids.ts';
-import { configKey, manifestKey, manifestPrefix, packsPrefix, snapshotIdFromManifestKey } from './layout.ts';
-import { decodeManifest, openManifest, type ManifestView } from './manifest.ts';
+import { openExtentTable, type ExtentTable } from './extent-table.ts';
+import { configKey, extentTableKey, extentsPrefix, manifestKey, manifestPrefix, packsPrefix, snapshotIdFromManifestKey } from './layout.ts';
+import { decodeManifest } from './manifest.ts';
 import type { Manifest, RepositoryConfig } from './model.ts';
 
 interface Options {
@@ -30,7 +31,7 @@ export async function readRepository(storage: StorageClient, options: Options = 
     bytes = await storage.getObject(configKey, options);
   } catch (err) {
     if (!isCode(err, 'NOT_FOUND')) throw err;
-    const found = await anyKey(storage, [manifestPrefix, packsPrefix], options);
+    const found = await anyKey(storage, [manifestPrefix, extentsPrefix, packsPrefix], options);
     if (found === undefined) return undefined;
     throw new IntegrityError(
       'CONFIG_MISSING',
@@ -79,17 +80,37 @@ export async function listSnapshotIds(storage: StorageClient, options: Options =
   return ids.sort();
 }
 
+/** A manifest as read from the vault, with its object's size. */
+export type StoredManifest = Manifest & { byteLength: number };
+
 /**
  * The manifest of snapshot `id`, verified (its digest, its own id). Rejects with StorageError NOT_FOUND if
  * there is no such snapshot, IntegrityError MANIFEST_DAMAGED / MANIFEST_VERSION otherwise.
  */
-export async function readManifest(storage: StorageClient, id: string, options: Options = {}): Promise<Manifest> {
-  return decodeManifest(await manifestBytes(storage, id, options), id);
+export async function readManifest(storage: StorageClient, id: string, options: Options = {}): Promise<StoredManifest> {
+  const bytes = await manifestBytes(storage, id, options);
+  return { ...decodeManifest(bytes, id), byteLength: bytes.length };
 }
 
-/** readManifest, the extents made only when walked (see ManifestView): for what needs one pass over them, or none. */
-export async function readManifestView(storage: StorageClient, id: string, options: Options = {}): Promise<ManifestView> {
-  return openManifest(await manifestBytes(storage, id, options), id);
+/**
+ * The extent table of a snapshot whose manifest has been read, verified against it. A table that is gone
+ * while its manifest is there is damage (IntegrityError EXTENTS_MISSING), as is one that does not decode or
+ * is not the one the manifest names (EXTENTS_DAMAGED).
+ */
+export async function readExtentTable(storage: StorageClient, manifest: Manifest, options: Options = {}): Promise<ExtentTable> {
+  const key = extentTableKey(manifest.id);
+  let bytes: Buffer;
+  try {
+    bytes = await storage.getObject(key, options);
+  } catch (err) {
+    if (isCode(err, 'NOT_FOUND')) {
+      throw new IntegrityError('EXTENTS_MISSING', `snapshot ${manifest.id}: its extent table ${storage.url}/${key} is missing; the snapshot cannot be restored`, {
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  return openExtentTable(bytes, manifest);
 }
 
 async function manifestBytes(storage: StorageClient, id: string, options: Options): Promise<Buffer> {
@@ -107,11 +128,11 @@ async function manifestBytes(storage: StorageClient, id: string, options: Option
  * The newest snapshot whose manifest reads back intact, or undefined for an empty vault. A damaged newer
  * manifest is skipped with a warning (an incremental snapshot then builds on an older one).
  */
-export async function latestManifest(storage: StorageClient, options: Options & { logger?: Logger } = {}): Promise<ManifestView | undefined> {
+export async function latestManifest(storage: StorageClient, options: Options & { logger?: Logger } = {}): Promise<StoredManifest | undefined> {
   const ids = await listSnapshotIds(storage, options);
   for (let i = ids.length - 1; i >= 0; i--) {
     try {
-      return await readManifestView(storage, ids[i]!, options);
+      return await readManifest(storage, ids[i]!, options);
     } catch (err) {
       if (!(err instanceof IntegrityError) || err.code === 'MANIFEST_VERSION') throw err;
       options.logger?.warn({ snapshot: ids[i], err: err.message }, 'skipping a damaged manifest');

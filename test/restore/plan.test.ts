@@ -1,13 +1,22 @@
-// The restore planner on hand-made manifests.
+// The restore planner on hand-made manifests and extents.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { planRestore } from '../../src/restore/plan.ts';
-import type { Extent, Manifest } from '../../src/vault/model.ts';
+import { planRestore as planOf, type PlanOptions } from '../../src/restore/plan.ts';
+import type { Extent } from '../../src/vault/model.ts';
 
 const digest = new Uint8Array(32);
 
-function manifest(extents: Extent[], packs = ['packs/a', 'packs/b']): Manifest {
-  return { packs, extents, pageSize: 4096, pageCount: 1000, chunkPages: 4 } as unknown as Manifest;
+interface Snapshot {
+  manifest: { pageSize: number; packs: { key: string; size: number; used: number }[] };
+  extents: Extent[];
+}
+
+function manifest(extents: Extent[], packs = ['packs/a', 'packs/b']): Snapshot {
+  return { manifest: { pageSize: 4096, packs: packs.map((key) => ({ key, size: 1 << 30, used: 1 })) }, extents };
+}
+
+function planRestore(s: Snapshot, options: PlanOptions) {
+  return planOf(s.manifest, s.extents, options);
 }
 
 function stored(firstPage: number, pack: number, offset: number, length: number, pageCount = 4): Extent {

@@ -1,15 +1,40 @@
-// Manifests for the vault tests: small hand-made ones covering every kind of extent, and synthetic large ones
-// shaped like a real snapshot (fixed chunks of random digests in one pack, zstd lengths that vary).
+// Snapshots for the vault tests: small hand-made ones covering every kind of extent, and synthetic large ones
+// shaped like a real snapshot (fixed chunks of random digests in one pack, zstd lengths that vary). A fixture is
+// a manifest's fields with its packs as keys and its extents inline; `encodeSnapshot` makes the two objects.
 import { createHash, randomBytes } from 'node:crypto';
 import { compress, decompress } from 'zstd-napi';
+import { encodeExtentTable, type EncodedExtentTable } from '../../src/vault/extent-table.ts';
 import { packKey } from '../../src/vault/layout.ts';
-import { chunkRange, fixedChunkCount } from '../../src/vault/manifest.ts';
-import { FORMAT_VERSION, type Extent, type Manifest } from '../../src/vault/model.ts';
+import { chunkRange, encodeManifest, fixedChunkCount } from '../../src/vault/manifest.ts';
+import { FORMAT_VERSION, type Extent, type Manifest, type PackRecord } from '../../src/vault/model.ts';
+
+/** A snapshot as the tests write it: the manifest's fields, pack keys, and the extents themselves. */
+export type Snapshot = Omit<Manifest, 'packs' | 'extents'> & { packs: string[]; extents: Extent[] };
+
+/** The pack records of `s`: each pack as long as its furthest extent, `used` its distinct ranges. */
+export function packRecords(s: Snapshot): PackRecord[] {
+  const records = s.packs.map((key) => ({ key, size: 1, used: 0, ranges: new Map<number, number>() }));
+  for (const e of s.extents) {
+    const r = e.kind === 'stored' ? records[e.pack] : undefined;
+    if (!r || e.kind !== 'stored') continue;
+    r.ranges.set(e.offset, Math.max(r.ranges.get(e.offset) ?? 0, e.length));
+    r.size = Math.max(r.size, e.offset + e.length);
+  }
+  return records.map(({ key, size, ranges }) => ({ key, size, used: Math.max(1, [...ranges.values()].reduce((a, b) => a + b, 0)) }));
+}
+
+/** The extent table and the manifest of `s`. */
+export function encodeSnapshot(s: Snapshot): { manifest: Manifest; bytes: Buffer; table: EncodedExtentTable } {
+  const packs = packRecords(s);
+  const table = encodeExtentTable({ id: s.id, pageCount: s.pageCount, chunkPages: s.chunkPages, packSizes: packs.map((p) => p.size) }, s.extents);
+  const manifest: Manifest = { ...s, packs, extents: table.ref };
+  return { manifest, bytes: encodeManifest(manifest), table };
+}
 
 export const ID = '20261124T020304123Z-9f2c41d07a';
 export const PARENT = '20261123T020304123Z-0123456789';
 
-export function baseManifest(overrides: Partial<Manifest> = {}): Manifest {
+export function baseManifest(overrides: Partial<Snapshot> = {}): Snapshot {
   return {
     formatVersion: FORMAT_VERSION,
     id: ID,
@@ -17,6 +42,7 @@ export function baseManifest(overrides: Partial<Manifest> = {}): Manifest {
     createdAt: '2026-11-24T02:03:04.123Z',
     completedAt: '2026-11-24T02:03:09.456Z',
     tool: { name: 'pagevault', version: '0.1.0' },
+    tags: [],
     pageSize: 4096,
     pageCount: 0,
     chunkPages: 64,
@@ -44,7 +70,7 @@ export function baseManifest(overrides: Partial<Manifest> = {}): Manifest {
  * A small manifest with a parent, a reused pack, zero extents, a raw extent, and patch extents that go back
  * over earlier pages (negative page and offset deltas).
  */
-export function smallManifest(): Manifest {
+export function smallManifest(): Snapshot {
   const pageSize = 4096;
   const packs = [packKey(PARENT, 1, 640), packKey(ID, 1, 640), packKey(ID, 1, 640, 1)];
   const extents: Extent[] = [
@@ -69,7 +95,7 @@ export function smallManifest(): Manifest {
 }
 
 /** A full snapshot of `bytes` of database in fixed chunks: random digests, lengths like zstd output, one pack. */
-export function syntheticManifest(bytes: number, chunkBytes: number, pageSize = 4096): Manifest {
+export function syntheticManifest(bytes: number, chunkBytes: number, pageSize = 4096): Snapshot {
   const pageCount = bytes / pageSize;
   const chunkPages = chunkBytes / pageSize;
   const count = fixedChunkCount(pageCount, chunkPages);
@@ -86,22 +112,25 @@ export function syntheticManifest(bytes: number, chunkBytes: number, pageSize = 
   return baseManifest({ pageSize, pageCount, chunkPages, packs: [packKey(ID, 1, pageCount)], extents });
 }
 
-// Re-sealing: for tests of what the decoder does with a body whose digest is right but whose content is
-// wrong (a buggy writer, or tampering that recomputed the SHA-256), the header and digest are rebuilt here
-// independently of src/vault/manifest.ts, from docs/FORMAT.md.
+// Re-sealing: for tests of what the decoders do with a body whose digest is right but whose content is wrong
+// (a buggy writer, or tampering that recomputed the SHA-256), the envelope is rebuilt here independently of
+// src/vault/envelope.ts, from docs/FORMAT.md.
 
-/** The raw (decompressed) body of an encoded manifest. */
+/** The raw (decompressed) body of an enveloped object. */
 export function bodyOf(encoded: Buffer): Buffer {
   return decompress(encoded.subarray(20, encoded.length - 32));
 }
 
-/** A manifest object around `body`: header (with `version`), zstd frame unless `compressed` is false, SHA-256. */
-export function seal(body: Uint8Array, options: { version?: number; compressed?: boolean; flags?: number } = {}): Buffer {
+export const MANIFEST_MAGIC = 'PVMANIF\0';
+export const TABLE_MAGIC = 'PVEXTNT\0';
+
+/** An object around `body`: header (with `version`, `magic`), zstd frame unless `compressed` is false, SHA-256. */
+export function seal(body: Uint8Array, options: { version?: number; compressed?: boolean; flags?: number; magic?: string } = {}): Buffer {
   const compressed = options.compressed ?? true;
   const stored = compressed ? compress(body, { compressionLevel: 3 }) : Buffer.from(body);
   const header = Buffer.alloc(20);
-  header.write('PVMANIF\0', 0, 'latin1');
-  header.writeUInt16BE(options.version ?? 1, 8);
+  header.write(options.magic ?? MANIFEST_MAGIC, 0, 'latin1');
+  header.writeUInt16BE(options.version ?? 2, 8);
   header.writeUInt16BE(options.flags ?? (compressed ? 1 : 0), 10);
   header.writeUInt32BE(stored.length, 12);
   header.writeUInt32BE(body.length, 16);
@@ -109,16 +138,14 @@ export function seal(body: Uint8Array, options: { version?: number; compressed?:
   return Buffer.concat([unsealed, createHash('sha256').update(unsealed).digest()]);
 }
 
-/** The body's JSON fields and what follows them (the extent table and digests). */
-export function splitBody(body: Buffer): { json: Record<string, unknown>; rest: Buffer } {
-  let length = 0;
-  let i = 0;
-  for (let shift = 1; ; shift *= 128) {
-    const b = body[i++]!;
-    length += (b & 0x7f) * shift;
-    if (b < 0x80) break;
-  }
-  return { json: JSON.parse(body.subarray(i, i + length).toString('utf8')), rest: body.subarray(i + length) };
+/** A manifest object holding `json` as its fields. */
+export function sealJson(json: unknown, options: { version?: number } = {}): Buffer {
+  return seal(Buffer.from(JSON.stringify(json), 'utf8'), options);
+}
+
+/** The JSON fields of an encoded manifest. */
+export function jsonOf(encoded: Buffer): Record<string, unknown> {
+  return JSON.parse(bodyOf(encoded).toString('utf8'));
 }
 
 export function varint(n: number): Buffer {
@@ -131,7 +158,10 @@ export function varint(n: number): Buffer {
   return Buffer.from(out);
 }
 
-export function joinBody(json: unknown, rest: Uint8Array): Buffer {
-  const text = Buffer.from(JSON.stringify(json), 'utf8');
-  return Buffer.concat([varint(text.length), text, rest]);
+/** An extent table object around `body`, and the manifest (of `s`) that names it. */
+export function sealTable(s: Snapshot, body: Uint8Array, sizes?: number[]): { manifest: Manifest; bytes: Buffer } {
+  const bytes = seal(body, { magic: TABLE_MAGIC });
+  const extents = { count: s.extents.length, stored: s.extents.filter((e) => e.kind === 'stored').length, length: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+  const packs = packRecords(s).map((p, i) => (sizes?.[i] ? { ...p, size: sizes[i], used: Math.min(p.used, sizes[i]) } : p));
+  return { bytes, manifest: { ...s, packs, extents } };
 }

@@ -1,12 +1,13 @@
-// Damage of every kind to a small manifest: the decoder either returns the original (impossible for most
-// mutations, given the digest) or throws IntegrityError with a stable code; never a crash, never a RangeError.
+// Damage of every kind to a small manifest and its extent table: the decoders either return the original
+// (impossible for most mutations, given the digest) or throw IntegrityError with a stable code; never a crash.
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
 import { test } from 'node:test';
 import { IntegrityError } from '../../src/errors.ts';
+import { openExtentTable } from '../../src/vault/extent-table.ts';
 import { decodeManifest, encodeManifest } from '../../src/vault/manifest.ts';
 import type { Manifest } from '../../src/vault/model.ts';
-import { bodyOf, ID, seal, smallManifest } from './fixtures.ts';
+import { bodyOf, encodeSnapshot, ID, seal, sealTable, smallManifest } from './fixtures.ts';
 
 const CODES = new Set(['MANIFEST_DAMAGED', 'MANIFEST_VERSION']);
 
@@ -40,8 +41,7 @@ function mutations(original: Buffer, rounds: number): Buffer[] {
 }
 
 test('flipped bytes, every truncation and appended junk: the original or an IntegrityError', () => {
-  const m = smallManifest();
-  const original = encodeManifest(m);
+  const { manifest: m, bytes: original } = encodeSnapshot(smallManifest());
   let decoded = 0;
   for (const bytes of mutations(original, 3000)) {
     const outcome = attempt(bytes, ID);
@@ -57,8 +57,7 @@ test('flipped bytes, every truncation and appended junk: the original or an Inte
 // The same damage inside the body, sealed again with a correct digest (a buggy writer or a forger): the
 // structural checks alone must hold. Whatever decodes must be a manifest the encoder accepts.
 test('damage behind a valid digest: a manifest the encoder accepts, or an IntegrityError', () => {
-  const m = smallManifest();
-  const body = bodyOf(encodeManifest(m));
+  const body = bodyOf(encodeSnapshot(smallManifest()).bytes);
   const outcomes = { ok: 0, damaged: 0 };
   for (const mutated of mutations(body, 5000)) {
     for (const sealed of [seal(mutated), seal(mutated, { compressed: false })]) {
@@ -78,9 +77,31 @@ test('damage behind a valid digest: a manifest the encoder accepts, or an Integr
 
 test('random bytes after a valid header: never a crash', () => {
   for (let i = 0; i < 2000; i++) {
-    const version = i % 3 === 0 ? 1 : randomInt(0, 4);
+    const version = i % 3 === 0 ? 2 : randomInt(0, 4);
     const garbage = randomBytes(randomInt(0, 200));
     attempt(seal(garbage, { version, compressed: i % 2 === 0 }));
     attempt(Buffer.concat([Buffer.from('PVMANIF\0', 'latin1'), garbage]));
   }
+});
+
+test('the extent table: any change to its bytes is refused (its manifest names its SHA-256); damage behind a valid digest never crashes', () => {
+  const s = smallManifest();
+  const { manifest, table } = encodeSnapshot(s);
+  const open = (bytes: Buffer, m = manifest): string | undefined => {
+    try {
+      openExtentTable(bytes, m).extents().next();
+      return undefined;
+    } catch (err) {
+      assert.ok(err instanceof IntegrityError, `not an IntegrityError: ${(err as Error)?.stack ?? String(err)}`);
+      assert.ok(['EXTENTS_DAMAGED', 'MANIFEST_VERSION'].includes(err.code), err.code);
+      return err.code;
+    }
+  };
+  for (const bytes of mutations(table.bytes, 2000)) assert.equal(open(bytes), 'EXTENTS_DAMAGED');
+  let decoded = 0;
+  for (const body of mutations(bodyOf(table.bytes), 3000)) {
+    const sealed = sealTable(s, body);
+    if (open(sealed.bytes, sealed.manifest) === undefined) decoded++;
+  }
+  assert.ok(decoded < 3000, 'most damage is caught by the structure alone');
 });
