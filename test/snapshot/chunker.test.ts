@@ -96,6 +96,34 @@ test('restart() forgets emitted chunks: every page comes again as a chunk, not a
   assert.ok(after[0]!.pages[0]!.equals(page(5, 2)));
 });
 
+test('restart() drops open chunks: a half-filled chunk of the first copy never completes with its old pages', async () => {
+  const { chunker, seen } = harness(4);
+  await chunker.add(1, page(1));
+  await chunker.add(2, page(2));
+  chunker.restart();
+  for (const p of [3, 4, 1, 2]) await chunker.add(p, page(p, 2));
+  await chunker.finish(4);
+  assert.deepEqual(seen.map((s) => [s.kind, s.index]), [['chunk', 0]]);
+  seen[0]!.pages.forEach((b, i) => assert.ok(b.equals(page(i + 1, 2)), `page ${i + 1} is the second copy's`));
+});
+
+test('restart() starts the patches over: numbered from 0 again, and a patch of the first copy does not make a shrink fatal', async () => {
+  const { chunker, seen } = harness(4);
+  for (let p = 1; p <= 8; p++) await chunker.add(p, page(p));
+  await chunker.add(7, page(7, 1)); // a patch of chunk 1
+  assert.equal(chunker.patchCount, 0, 'the patch is still open');
+  await chunker.add(2, page(2, 1)); // another chunk: the first patch is emitted
+  assert.equal(chunker.patchCount, 1);
+  chunker.restart();
+  assert.equal(chunker.patchCount, 0);
+  for (let p = 1; p <= 4; p++) await chunker.add(p, page(p, 2));
+  await chunker.add(3, page(3, 3));
+  await chunker.finish(4); // the database shrank to 4 pages in the second copy: no SOURCE_SHRANK from page 7's old patch
+  const after = seen.slice(seen.findIndex((s) => s.kind === 'chunk' && s.pages[0]!.equals(page(1, 2))));
+  assert.deepEqual(after.map((s) => [s.kind, s.index, s.firstPage]), [['chunk', 0, 1], ['patch', 0, 3]]);
+  assert.equal(chunker.patchCount, 1);
+});
+
 test('a database that shrank below a chunk uploaded whole fails with SOURCE_SHRANK', async () => {
   const { chunker } = harness(4);
   for (let p = 1; p <= 8; p++) await chunker.add(p, page(p));
