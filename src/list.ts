@@ -9,6 +9,7 @@ import { IntegrityError, StorageError, UsageError } from './errors.ts';
 import { componentLogger } from './util/logger.ts';
 import { runAll } from './util/run-all.ts';
 import { manifestKey } from './vault/layout.ts';
+import type { SnapshotStats } from './vault/model.ts';
 import { listSnapshotIds, readManifest, readRepository, type StoredManifest } from './vault/repository.ts';
 
 export interface ListOptions {
@@ -20,7 +21,8 @@ export interface ListOptions {
   logger?: Logger;
 }
 
-export interface SnapshotSummary {
+/** What ls shows of a snapshot: its manifest's summary (the chunk counts as the manifest's stats hold them). */
+export interface SnapshotSummary extends Pick<SnapshotStats, 'chunksNew' | 'chunksReused' | 'chunksZero'> {
   id: string;
   createdAt: string;
   completedAt: string;
@@ -31,9 +33,6 @@ export interface SnapshotSummary {
   size: number;
   /** Bytes the snapshot wrote: its packs, its extent table and its manifest (as its SnapshotResult said). */
   bytesUploaded: number;
-  chunksNew: number;
-  chunksReused: number;
-  chunksZero: number;
   /** The source database's path as the snapshot recorded it, else its file name; null for an in-memory database. */
   source: string | null;
   hostname: string;

@@ -2,7 +2,7 @@
 // a damaged manifest is a DAMAGED row, a damaged repository config a line after the table, and either makes
 // the command fail with the integrity code once the listing is out.
 import { IntegrityError, listSnapshots, type SnapshotEntry, type SnapshotListing } from '../index.ts';
-import { storageOptionsFrom, type CommandResult, type Context } from './commands.ts';
+import { storageOptionsFrom, type CommandResult, type Context } from './command.ts';
 import { table } from './output.ts';
 import { formatBytes } from './units.ts';
 

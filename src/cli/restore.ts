@@ -1,6 +1,6 @@
 // `pagevault restore <url> <path>`: flags -> RestoreOptions -> restore().
 import { restore, type RestoreResult } from '../index.ts';
-import { storageOptionsFrom, type CommandResult, type Context } from './commands.ts';
+import { storageOptionsFrom, type CommandResult, type Context } from './command.ts';
 import { formatBytes, formatDuration, parseTime } from './units.ts';
 
 export async function run(args: Record<string, unknown>, context: Context): Promise<CommandResult> {

@@ -4,7 +4,7 @@ import { snapshot, type SnapshotResult } from '../index.ts';
 import type { SourceCheckChoice } from '../snapshot/source-check.ts';
 import type { SourceCheckRecord } from '../vault/model.ts';
 import { exitCodes } from './exit-codes.ts';
-import { storageOptionsFrom, type CommandResult, type Context } from './commands.ts';
+import { storageOptionsFrom, type CommandResult, type Context } from './command.ts';
 import { formatBytes, formatDuration, parseDuration, parseSize } from './units.ts';
 
 function sizeFlag(args: Record<string, unknown>, key: string, flag: string): number | undefined {
