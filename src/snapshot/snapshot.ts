@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { codecDefaults, snapshotDefaults, storageDefaults } from '../config/defaults.ts';
 import { AbortedError, IntegrityError, UsageError } from '../errors.ts';
 import { PageSource } from '../source/index.ts';
-import type { ReadCompanion } from '../source/page-source.ts';
+import type { PageSourceResult, ReadCompanion, SourceFacts } from '../source/page-source.ts';
 import type { StorageClient } from '../storage/client.ts';
 import { openStorage, type StorageOptions } from '../storage/registry.ts';
 import { partSizeFor } from '../storage/upload.ts';
@@ -24,10 +24,10 @@ import { encodeExtentTable } from '../vault/extent-table.ts';
 import { newSnapshotId } from '../vault/ids.ts';
 import { extentTableKey, manifestKey } from '../vault/layout.ts';
 import { encodeManifest, fixedChunkCount, MAX_TAGS, tagProblem } from '../vault/manifest.ts';
-import { FORMAT_VERSION, type Extent, type Manifest, type SnapshotStats, type SourceCheckRecord } from '../vault/model.ts';
+import { FORMAT_VERSION, type Extent, type ExtentTableRef, type Manifest, type SnapshotStats, type SourceCheckRecord } from '../vault/model.ts';
 import { ensureRepository, latestManifest, readExtentTable } from '../vault/repository.ts';
 import { toolVersion } from '../version.ts';
-import { SnapshotBuilder } from './builder.ts';
+import { SnapshotBuilder, type PageMap } from './builder.ts';
 import { abortStaleUploads } from './cleanup.ts';
 import { chooseChunkPages } from './chunk-size.ts';
 import { DedupIndex } from './dedup.ts';
@@ -105,14 +105,8 @@ export interface SnapshotResult extends SnapshotStats {
   newSource: boolean;
 }
 
-function positiveInt(name: string, value: number, min = 1): number {
-  if (!Number.isSafeInteger(value) || value < min) throw new UsageError('BAD_OPTION', `${name} must be an integer >= ${min}, got ${value}`);
-  return value;
-}
-
-export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult> {
-  const started = Date.now();
-  const log = componentLogger(options.logger, 'snapshot');
+/** The options' numbers and choices, checked (UsageError BAD_OPTION, BAD_TAG) before anything is opened. */
+function settingsOf(options: SnapshotOptions) {
   const uploadConcurrency = positiveInt('uploadConcurrency', options.uploadConcurrency ?? snapshotDefaults.uploadConcurrency);
   const partSize = partSizeFor(undefined, options.partSize ?? storageDefaults.partSize);
   const maxBytesInFlight = positiveInt('maxBytesInFlight', options.maxBytesInFlight ?? snapshotDefaults.maxBytesInFlight);
@@ -126,6 +120,18 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     throw new UsageError('BAD_OPTION', `sourceCheck must be one of ${sourceCheckChoices.join(', ')}, got ${String(checkChoice)}`);
   }
   const tags = checkTags(options.tags ?? []);
+  return { uploadConcurrency, partSize, maxBytesInFlight, maxBytesPerSecond, checkChoice, tags };
+}
+
+function positiveInt(name: string, value: number, min = 1): number {
+  if (!Number.isSafeInteger(value) || value < min) throw new UsageError('BAD_OPTION', `${name} must be an integer >= ${min}, got ${value}`);
+  return value;
+}
+
+export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult> {
+  const started = Date.now();
+  const log = componentLogger(options.logger, 'snapshot');
+  const { uploadConcurrency, partSize, maxBytesInFlight, maxBytesPerSecond, checkChoice, tags } = settingsOf(options);
 
   // One controller for the whole pipeline: the caller's signal and our own failures both stop everything.
   const controller = new AbortController();
@@ -165,13 +171,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       ...(app ? { writesToken: () => applicationWrites(app) } : {}),
     });
     await ensureRepository(storage, { signal });
-    // The newest snapshot says which database this vault backs up; with `full` it is not the parent.
-    const previous = await latestManifest(storage, { signal, logger: log });
-    const identity = identityOf(source.facts);
-    const newSource = previous !== undefined && identityDifferences(identityInManifest(previous), identity).length > 0;
-    if (previous && !options.newSource) refuseAnotherSource(previous, identity, storage.url);
-    if (newSource) log.warn({ previous: previous!.id, source: identity }, 'a new source for this vault (newSource): its snapshots are what a restore returns from now on');
-    const parent = options.full || !previous ? undefined : await parentExtents(storage, previous, { signal, log });
+    const { parent, newSource } = await priorSnapshot(storage, source.facts, options, { signal, log });
     const id = newSnapshotId(new Date(started));
     const pageSize = source.facts.pageSize;
     const pagesEstimated = source.facts.path ? Math.ceil(statSync(source.facts.path).size / pageSize) : 0;
@@ -227,43 +227,10 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     const map = builder.pageMap(index, pageCount);
     await yieldToEventLoop();
     const table = encodeExtentTable({ id, pageCount, chunkPages, packSizes: map.packs.map((p) => p.size) }, map.extents);
-    const durationMs = Date.now() - started;
-    const manifest: Manifest = {
-      formatVersion: FORMAT_VERSION,
-      id,
-      parent: parent?.manifest.id ?? null,
-      createdAt: new Date(started).toISOString(),
-      completedAt: new Date().toISOString(),
-      tool: { name: 'pagevault', version: toolVersion },
-      tags,
-      pageSize,
-      pageCount,
-      chunkPages,
-      databaseDigest: map.databaseDigest,
-      source: {
-        path: identity.path,
-        fileName: identity.fileName,
-        applicationId: identity.applicationId,
-        encoding: identity.encoding,
-        journalMode: source.facts.journalMode,
-        sqliteVersion: source.facts.sqliteVersion,
-        headerChangeCounter: source.facts.headerChangeCounter,
-        mode: sourceResult.mode,
-        hostname: hostname(),
-        check: sourceCheck,
-      },
-      stats: {
-        bytesRead: sourceResult.pagesDelivered * pageSize,
-        bytesUploaded: pipeline.bytesUploaded + table.bytes.length,
-        ...map.counts,
-        restarts: sourceResult.restarts,
-        durationMs,
-      },
-      packs: map.packs,
-      extents: table.ref,
-    };
+    const manifest = manifestOf({ id, parent: parent?.manifest.id ?? null, started, tags, chunkPages, facts: source.facts, result: sourceResult, check: sourceCheck, map, table: table.ref });
+    manifest.stats.bytesUploaded = pipeline.bytesUploaded + table.bytes.length;
     const manifestBytes = await publish(storage, manifest, table.bytes, { signal, log, failure: () => pipeline?.failure });
-    log.info({ id, pageCount, bytesUploaded: manifest.stats.bytesUploaded + manifestBytes, ...map.counts, durationMs, sourceCheck: sourceCheck ? { ok: sourceCheck.ok, durationMs: sourceCheck.durationMs } : null }, 'snapshot published');
+    log.info({ id, pageCount, bytesUploaded: manifest.stats.bytesUploaded + manifestBytes, ...map.counts, durationMs: manifest.stats.durationMs, sourceCheck: sourceCheck ? { ok: sourceCheck.ok, durationMs: sourceCheck.durationMs } : null }, 'snapshot published');
     await abortStaleUploads(storage, { olderThanMs: snapshotDefaults.staleUploadAgeMs, signal, logger: log }).catch((err: unknown) => {
       // Published is published: a sweep that a late signal or a storage failure cut short is for the next run.
       log.warn({ err: (err as Error).message }, 'the sweep of stale uploads did not finish');
@@ -276,7 +243,6 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       pageCount,
       ...manifest.stats,
       bytesUploaded: manifest.stats.bytesUploaded + manifestBytes,
-      durationMs,
       patches: map.patches,
       packs: pipeline.packKeys,
       mode: sourceResult.mode,
@@ -303,6 +269,77 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     await checkGone;
     if (check) opened?.removeWalFiles();
   }
+}
+
+/** The manifest of a snapshot whose copy is done and whose extent table is made (stats.bytesUploaded: 0, the caller's). */
+function manifestOf(p: {
+  id: string;
+  parent: string | null;
+  started: number;
+  tags: string[];
+  chunkPages: number;
+  facts: SourceFacts;
+  result: PageSourceResult;
+  check: SourceCheckRecord | null;
+  map: PageMap;
+  table: ExtentTableRef;
+}): Manifest {
+  const identity = identityOf(p.facts);
+  const { facts, result } = p;
+  return {
+    formatVersion: FORMAT_VERSION,
+    id: p.id,
+    parent: p.parent,
+    createdAt: new Date(p.started).toISOString(),
+    completedAt: new Date().toISOString(),
+    tool: { name: 'pagevault', version: toolVersion },
+    tags: p.tags,
+    pageSize: facts.pageSize,
+    pageCount: result.pageCount,
+    chunkPages: p.chunkPages,
+    databaseDigest: p.map.databaseDigest,
+    source: {
+      path: identity.path,
+      fileName: identity.fileName,
+      applicationId: identity.applicationId,
+      encoding: identity.encoding,
+      journalMode: facts.journalMode,
+      sqliteVersion: facts.sqliteVersion,
+      headerChangeCounter: facts.headerChangeCounter,
+      mode: result.mode,
+      hostname: hostname(),
+      check: p.check,
+    },
+    stats: {
+      bytesRead: result.pagesDelivered * facts.pageSize,
+      bytesUploaded: 0,
+      ...p.map.counts,
+      restarts: result.restarts,
+      durationMs: Date.now() - p.started,
+    },
+    packs: p.map.packs,
+    extents: p.table,
+  };
+}
+
+/**
+ * What the vault's newest snapshot means for this one: a source other than its source is refused (SourceError
+ * SOURCE_MISMATCH) unless `newSource`; it is the parent unless `full` (or its extent table cannot be read).
+ */
+async function priorSnapshot(
+  storage: StorageClient,
+  facts: SourceFacts,
+  options: Pick<SnapshotOptions, 'full' | 'newSource'>,
+  context: { signal: AbortSignal; log: Logger },
+): Promise<{ parent: { manifest: Manifest; extents: Iterable<Extent> } | undefined; newSource: boolean }> {
+  const { signal, log } = context;
+  const previous = await latestManifest(storage, { signal, logger: log });
+  if (!previous) return { parent: undefined, newSource: false };
+  const identity = identityOf(facts);
+  const newSource = identityDifferences(identityInManifest(previous), identity).length > 0;
+  if (!options.newSource) refuseAnotherSource(previous, identity, storage.url);
+  if (newSource) log.warn({ previous: previous.id, source: identity }, 'a new source for this vault (newSource): its snapshots are what a restore returns from now on');
+  return { parent: options.full ? undefined : await parentExtents(storage, previous, context), newSource };
 }
 
 /**
