@@ -23,16 +23,22 @@ export interface NativeBinding {
   start(connectionToken: number, pageSize: number, cacheKiB: number, maxStagedPages: number): BackupHandle;
   /**
    * Steps `pages` pages; fills out (length STEP_OUT) = [rc, remaining, pageCount, staged, badWrite, restarts,
-   * overCap, peakStaged] and returns rc. restarts counts, over this backup's life, the steps that found the
+   * overCap, peakStaged, rereads] and returns rc. restarts counts, over this backup's life, the steps that found the
    * copy sent back to page 1; overCap is 1 once a write was refused at maxStagedPages (rc is then, or at the
    * next step, SQLITE_FULL, also when the refused write came from the source connection's own commit, which
-   * SQLite lets succeed); peakStaged is the most pages staged at once.
+   * SQLite lets succeed); peakStaged is the most pages staged at once; rereads counts the destination's reads
+   * of pages it wrote before (SQLite re-reading a spilled page it then overwrites whole).
    */
   step(handle: BackupHandle, pages: number, out: Float64Array): number;
   /** Copies up to min(pageNumbers.length, data.length / pageSize) staged pages, oldest first. */
   drain(handle: BackupHandle, pageNumbers: Uint32Array, data: Buffer): number;
   /** sqlite3_backup_finish; the destination stays open for draining. Returns SQLite's rc. */
   finish(handle: BackupHandle): number;
+  /**
+   * What the destination's reads of pages it wrote before answer from now on: zeros by default. For tests,
+   * which set another byte to show that SQLite never uses those answers.
+   */
+  setRereadFill(handle: BackupHandle, byte: number): void;
   /** Finishes if needed and closes the destination, dropping anything still staged. Idempotent. */
   close(handle: BackupHandle): void;
   /** SQLite's text for rc plus the destination connection's last message. */
@@ -78,8 +84,18 @@ export function isPageSize(n: number): boolean {
 }
 
 /** What step() writes into its out array, and the array's length. */
-export type StepOut = [rc: number, remaining: number, pageCount: number, staged: number, badWrite: number, restarts: number, overCap: number, peakStaged: number];
-export const STEP_OUT = 8;
+export type StepOut = [
+  rc: number,
+  remaining: number,
+  pageCount: number,
+  staged: number,
+  badWrite: number,
+  restarts: number,
+  overCap: number,
+  peakStaged: number,
+  rereads: number,
+];
+export const STEP_OUT = 9;
 
 function checkStartArguments(connectionToken: number, pageSize: number, cacheKiB: number, maxStagedPages: number): void {
   if (typeof connectionToken !== 'number' || !Number.isSafeInteger(connectionToken)) {

@@ -47,6 +47,22 @@ test('a token dies with its connection; handles are type-checked', () => {
   db.close();
   assert.throws(() => native().start(again, 4096, 1024, 1024), { code: 'PAGEVAULT_UNKNOWN_CONNECTION' }, 'the closed connection');
   assert.throws(() => native().step({} as never, 1, new Float64Array(STEP_OUT)), { code: 'ERR_INVALID_ARG_TYPE' });
+  assert.throws(() => native().setRereadFill({} as never, 0), { code: 'ERR_INVALID_ARG_TYPE' });
+});
+
+test('setRereadFill takes a byte; re-reads are counted (none in a copy nobody writes to)', () => {
+  const { db, token } = registered();
+  const handle = native().start(token, 4096, 1, 1024);
+  try {
+    assert.throws(() => native().setRereadFill(handle, 256), { name: 'RangeError', message: 'the fill must be a byte, 0 to 255' });
+    native().setRereadFill(handle, 0xaa);
+    const out = new Float64Array(STEP_OUT);
+    assert.equal(native().step(handle, 100, out), SQLITE.DONE);
+    assert.equal(out[8], 0);
+  } finally {
+    native().close(handle);
+    db.close();
+  }
 });
 
 test("tokens cannot be guessed from one another: a made-up token is refused, never another connection's", () => {
@@ -123,7 +139,7 @@ test('the native start() itself refuses a page size that is not a power of two i
          const token = db.prepare('SELECT pagevault_connection()').pluck().get();
          try {
            const handle = raw.start(token, size, 1024, 1024);
-           raw.step(handle, 100, new Float64Array(8));
+           raw.step(handle, 100, new Float64Array(9));
            raw.drain(handle, new Uint32Array(8), Buffer.alloc(8 * 65536));
            raw.close(handle);
            results.push({ size, accepted: true });
