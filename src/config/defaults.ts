@@ -17,6 +17,15 @@ export const sourceDefaults = {
   sourceCacheKiB: 1024,
   /** Cache of the destination connection; dirty pages beyond it are spilled to the staging VFS (small is faster). */
   destinationCacheKiB: 256,
+  /**
+   * Bytes of pages the staging VFS may hold at once: invariant 1's bound on it. A step stages at most its own
+   * pages plus the destination cache (about 1.25 MiB); the rest is what the application's own commits re-send
+   * between two drains, which happens inside the commit, where nothing can drain. Past it the copy falls back
+   * to our own connection and starts over. 8 MiB lets one transaction rewrite about 1,700 already copied
+   * 4 KiB pages first (a fifth of the upload side's 40 MiB); without a cap one UPDATE of a 78 MiB database
+   * at 90% progress staged 71.8 MiB.
+   */
+  maxStagedBytes: 8 * MiB,
   /** Restarts tolerated before falling back (rollback journal: to one locked pass; app connection: to our own connection). */
   maxRestarts: 3,
   /** How long a locked source (SQLITE_BUSY / SQLITE_LOCKED) is waited for, in total, before giving up or falling back. */

@@ -16,18 +16,29 @@ export interface NativeBinding {
   /**
    * Opens a destination on the staging VFS and attaches a backup from the registered connection. The token
    * must come from registerConnection() on this thread (a worker's token is refused: code
-   * PAGEVAULT_FOREIGN_CONNECTION) and its connection must be open (PAGEVAULT_UNKNOWN_CONNECTION).
+   * PAGEVAULT_FOREIGN_CONNECTION) and its connection must be open (PAGEVAULT_UNKNOWN_CONNECTION). At most
+   * maxStagedPages pages are staged at once: a write past them is refused (SQLITE_FULL in the destination,
+   * overCap in step()), and the backup cannot go on.
    */
-  start(connectionToken: number, pageSize: number, cacheKiB: number): BackupHandle;
+  start(connectionToken: number, pageSize: number, cacheKiB: number, maxStagedPages: number): BackupHandle;
   /**
-   * Steps `pages` pages; fills out = [rc, remaining, pageCount, staged, badWrite, restarts] and returns rc.
-   * restarts counts, over this backup's life, the steps that found the copy sent back to page 1.
+   * Steps `pages` pages; fills out (length STEP_OUT) = [rc, remaining, pageCount, staged, badWrite, restarts,
+   * overCap, peakStaged, rereads] and returns rc. restarts counts, over this backup's life, the steps that found the
+   * copy sent back to page 1; overCap is 1 once a write was refused at maxStagedPages (rc is then, or at the
+   * next step, SQLITE_FULL, also when the refused write came from the source connection's own commit, which
+   * SQLite lets succeed); peakStaged is the most pages staged at once; rereads counts the destination's reads
+   * of pages it wrote before (SQLite re-reading a spilled page it then overwrites whole).
    */
   step(handle: BackupHandle, pages: number, out: Float64Array): number;
   /** Copies up to min(pageNumbers.length, data.length / pageSize) staged pages, oldest first. */
   drain(handle: BackupHandle, pageNumbers: Uint32Array, data: Buffer): number;
   /** sqlite3_backup_finish; the destination stays open for draining. Returns SQLite's rc. */
   finish(handle: BackupHandle): number;
+  /**
+   * What the destination's reads of pages it wrote before answer from now on: zeros by default. For tests,
+   * which set another byte to show that SQLite never uses those answers.
+   */
+  setRereadFill(handle: BackupHandle, byte: number): void;
   /** Finishes if needed and closes the destination, dropping anything still staged. Idempotent. */
   close(handle: BackupHandle): void;
   /** SQLite's text for rc plus the destination connection's last message. */
@@ -58,9 +69,9 @@ export function native(): NativeBinding {
     const raw = createRequire(import.meta.url)(nativeLibraryPath) as NativeBinding;
     binding = {
       ...raw,
-      start(connectionToken, pageSize, cacheKiB) {
-        checkStartArguments(connectionToken, pageSize, cacheKiB);
-        return raw.start(connectionToken, pageSize, cacheKiB);
+      start(connectionToken, pageSize, cacheKiB, maxStagedPages) {
+        checkStartArguments(connectionToken, pageSize, cacheKiB, maxStagedPages);
+        return raw.start(connectionToken, pageSize, cacheKiB, maxStagedPages);
       },
     };
   }
@@ -72,13 +83,30 @@ export function isPageSize(n: number): boolean {
   return Number.isInteger(n) && n >= 512 && n <= 65536 && (n & (n - 1)) === 0;
 }
 
-function checkStartArguments(connectionToken: number, pageSize: number, cacheKiB: number): void {
+/** What step() writes into its out array, and the array's length. */
+export type StepOut = [
+  rc: number,
+  remaining: number,
+  pageCount: number,
+  staged: number,
+  badWrite: number,
+  restarts: number,
+  overCap: number,
+  peakStaged: number,
+  rereads: number,
+];
+export const STEP_OUT = 9;
+
+function checkStartArguments(connectionToken: number, pageSize: number, cacheKiB: number, maxStagedPages: number): void {
   if (typeof connectionToken !== 'number' || !Number.isSafeInteger(connectionToken)) {
     throw new TypeError(`connectionToken must be a token from registerConnection(), got ${String(connectionToken)}`);
   }
   if (!isPageSize(pageSize)) throw new RangeError(`pageSize must be a power of two from 512 to 65536, got ${pageSize}`);
   if (!Number.isInteger(cacheKiB) || cacheKiB < 1 || cacheKiB > 2 ** 31 - 1) {
     throw new RangeError(`cacheKiB must be a positive integer, got ${cacheKiB}`);
+  }
+  if (!Number.isInteger(maxStagedPages) || maxStagedPages < 1 || maxStagedPages > 2 ** 31 - 1) {
+    throw new RangeError(`maxStagedPages must be a positive integer, got ${maxStagedPages}`);
   }
 }
 
@@ -118,6 +146,7 @@ export const SQLITE = {
   READONLY: 8,
   IOERR: 10,
   CORRUPT: 11,
+  FULL: 13,
   NOTADB: 26,
   DONE: 101,
 } as const;

@@ -9,7 +9,8 @@
  * destination connections on the VFS and drives sqlite3_backup_* from a registered source.
  *
  * The VFS keeps no database content: xWrite stages whole pages in memory until TypeScript drains them,
- * xRead answers zeros with SQLITE_IOERR_SHORT_READ, and the file size is tracked. Nothing here calls
+ * up to a cap in pages set per backup (a write past it is refused), xRead answers zeros with
+ * SQLITE_IOERR_SHORT_READ, and the file size is tracked. Nothing here calls
  * into JavaScript and nothing here decides policy; TypeScript validates arguments and decides.
  * Every SQLite call goes through the API table handed to the entry point (sqlite3ext.h).
  *
@@ -41,9 +42,14 @@ typedef struct pv_file {
   sqlite3_int64 size;    /* largest offset written, or the last truncation */
   int page_size;         /* every write must be exactly one page at a page boundary */
   int bad_write;         /* sticky: a write that was not one whole page was refused */
+  int max_staged;        /* pages that may be staged at once; a write past it is refused */
+  int over_cap;          /* sticky: a write was refused because max_staged pages were staged */
+  int peak;              /* the most pages staged at once */
+  double rereads;        /* reads below the file's size: of pages the destination wrote before */
+  unsigned char reread_fill; /* what such reads answer: 0, or another byte to show the answer is unused */
   uint32_t *pgnos;       /* staged page numbers, in arrival order */
   unsigned char *data;   /* staged page bytes, page_size each */
-  int head, count, cap;  /* drained-up-to index, staged count, capacity in pages */
+  int head, count, cap;  /* drained-up-to index, end of the staged pages, capacity in pages */
 } pv_file;
 
 static int pv_close(sqlite3_file *f) {
@@ -56,15 +62,31 @@ static int pv_close(sqlite3_file *f) {
   return SQLITE_OK;
 }
 
+/* A read below the size is of a page written (and drained) before: SQLite re-reads a spilled page that it
+ * is about to overwrite whole. Nothing is kept to answer with, so those reads are counted, and answer
+ * reread_fill, which a test sets to something other than zeros to show the answer is never used. */
 static int pv_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off) {
-  (void)f;
-  (void)off;
-  memset(buf, 0, (size_t)amt);
+  pv_file *p = (pv_file *)f;
+  int below = off < p->size;
+  if (below) p->rereads++;
+  memset(buf, below ? p->reread_fill : 0, (size_t)amt);
   return SQLITE_IOERR_SHORT_READ;
 }
 
-static int pv_grow(pv_file *p) {
+/* Room for one more page: drained pages at the front are reclaimed first, then the buffer doubles, never
+ * past max_staged pages. */
+static int pv_make_room(pv_file *p) {
+  if (p->count < p->cap) return SQLITE_OK;
+  if (p->head > 0) {
+    int n = p->count - p->head;
+    memmove(p->pgnos, p->pgnos + p->head, (size_t)n * sizeof(uint32_t));
+    memmove(p->data, p->data + (size_t)p->head * (size_t)p->page_size, (size_t)n * (size_t)p->page_size);
+    p->head = 0;
+    p->count = n;
+    return SQLITE_OK;
+  }
   int cap = p->cap ? p->cap * 2 : 256;
+  if (cap > p->max_staged) cap = p->max_staged;
   uint32_t *pg = realloc(p->pgnos, (size_t)cap * sizeof(uint32_t));
   if (!pg) return SQLITE_NOMEM;
   p->pgnos = pg;
@@ -75,6 +97,12 @@ static int pv_grow(pv_file *p) {
   return SQLITE_OK;
 }
 
+/*
+ * A write past the cap is refused with SQLITE_FULL, which is safe wherever SQLite makes it (backup.c, 3.53):
+ * in sqlite3_backup_step it fails the step; inside the source connection's own commit, backupUpdate() keeps
+ * the error in the backup (p->rc, returned by the next step) and never reports it to that commit. Either way
+ * the destination's pager stops in its error state, and over_cap tells TypeScript why.
+ */
 static int pv_write(sqlite3_file *f, const void *buf, int amt, sqlite3_int64 off) {
   pv_file *p = (pv_file *)f;
   if (p->page_size <= 0 || amt != p->page_size || off % p->page_size != 0) {
@@ -82,10 +110,15 @@ static int pv_write(sqlite3_file *f, const void *buf, int amt, sqlite3_int64 off
     return SQLITE_IOERR_WRITE;
   }
   if (p->head == p->count) p->head = p->count = 0; /* everything drained: reuse from the start */
-  if (p->count == p->cap && pv_grow(p) != SQLITE_OK) return SQLITE_IOERR_NOMEM;
+  if (p->count - p->head >= p->max_staged) {
+    p->over_cap = 1;
+    return SQLITE_FULL;
+  }
+  if (pv_make_room(p) != SQLITE_OK) return SQLITE_IOERR_NOMEM;
   p->pgnos[p->count] = (uint32_t)(off / p->page_size + 1);
   memcpy(p->data + (size_t)p->count * (size_t)p->page_size, buf, (size_t)amt);
   p->count++;
+  if (p->count - p->head > p->peak) p->peak = p->count - p->head;
   if (off + amt > p->size) p->size = off + amt;
   return SQLITE_OK;
 }
@@ -411,24 +444,37 @@ static pv_backup *pv_get_backup(napi_env env, napi_value v) {
   return data;
 }
 
+/* The arguments of a function on a backup (argc of them, the handle first) and its backup; NULL with an
+ * exception pending when they cannot be read or argv[0] is not a handle. */
+static pv_backup *pv_backup_call(napi_env env, napi_callback_info info, size_t argc, napi_value *argv) {
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    pv_throw_pending(env);
+    return NULL;
+  }
+  return pv_get_backup(env, argv[0]);
+}
+
 static int pv_exec(sqlite3 *db, const char *sql) { return sqlite3_exec(db, sql, NULL, NULL, NULL); }
 
-/* start(token, pageSize, cacheKiB) -> handle. Opens the destination on the staging VFS and attaches a
- * backup from the registered connection's "main" database. */
+/* start(token, pageSize, cacheKiB, maxStagedPages) -> handle. Opens the destination on the staging VFS,
+ * staging at most maxStagedPages pages at once, and attaches a backup from the registered connection's
+ * "main" database. */
 static napi_value pv_start(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (!sqlite3_api) return pv_throw(env, "PAGEVAULT_NOT_LOADED", "the pagevault extension has not been loaded into any connection");
   int64_t token, page_size64;
-  int32_t page_size, cache_kib;
+  int32_t page_size, cache_kib, max_staged;
   NAPI_OK(napi_get_value_int64(env, argv[0], &token));
   NAPI_OK(napi_get_value_int64(env, argv[1], &page_size64)); /* int64: int32 would wrap 2^32 + 4096 to 4096 */
   NAPI_OK(napi_get_value_int32(env, argv[2], &cache_kib));
+  NAPI_OK(napi_get_value_int32(env, argv[3], &max_staged));
   page_size = page_size64 < 0 || page_size64 > 65536 ? 0 : (int32_t)page_size64;
 
   if (!pv_valid_page_size(page_size)) return pv_throw_page_size(env, page_size64);
   if (cache_kib < 1) return pv_throw_range(env, "cacheKiB must be at least 1");
+  if (max_staged < 1) return pv_throw_range(env, "maxStagedPages must be at least 1");
 
   sqlite3 *src = NULL;
   pv_resolution found = pv_resolve(token, &src);
@@ -454,6 +500,7 @@ static napi_value pv_start(napi_env env, napi_callback_info info) {
   if (rc == SQLITE_OK) rc = sqlite3_file_control(b->dest, "main", SQLITE_FCNTL_FILE_POINTER, &b->file);
   if (rc == SQLITE_OK) {
     b->file->page_size = page_size;
+    b->file->max_staged = max_staged;
     b->backup = sqlite3_backup_init(b->dest, "main", src, "main");
     if (!b->backup) rc = sqlite3_errcode(b->dest);
   }
@@ -476,15 +523,16 @@ static napi_value pv_start(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-/* step(handle, pages, out: Float64Array(6)) -> rc
- * out = [rc, remaining, pageCount, staged, badWrite, restarts]; rc is SQLite's own result code.
+/* step(handle, pages, out: Float64Array(9)) -> rc
+ * out = [rc, remaining, pageCount, staged, badWrite, restarts, overCap, peakStaged, rereads]; rc is SQLite's
+ * own result code; overCap is 1 once a write was refused because maxStagedPages were staged (then rc is, or
+ * the next step's will be, SQLITE_FULL); peakStaged is the most pages staged at once so far; rereads counts
+ * the destination's reads of pages it wrote before (see pv_read).
  * A restart (another connection's commit, or a ROLLBACK on the source connection in WAL mode) is seen as
  * the copy's position falling short of where this step should have taken it; restarts counts them. */
 static napi_value pv_step(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  pv_backup *b = pv_get_backup(env, argv[0]);
+  pv_backup *b = pv_backup_call(env, info, 3, argv);
   if (!b) return NULL;
   if (!b->backup) return pv_throw(env, "PAGEVAULT_FINISHED", "the backup is already finished");
   int32_t pages;
@@ -493,7 +541,7 @@ static napi_value pv_step(napi_env env, napi_callback_info info) {
   size_t len;
   void *raw;
   NAPI_OK(napi_get_typedarray_info(env, argv[2], &type, &len, &raw, NULL, NULL));
-  if (type != napi_float64_array || len < 6) return pv_throw(env, "ERR_INVALID_ARG_TYPE", "expected a Float64Array of length 6");
+  if (type != napi_float64_array || len < 9) return pv_throw(env, "ERR_INVALID_ARG_TYPE", "expected a Float64Array of length 9");
   if (pages < 1) return pv_throw_range(env, "pages must be at least 1");
   double *out = raw;
   int rc = sqlite3_backup_step(b->backup, pages);
@@ -511,16 +559,17 @@ static napi_value pv_step(napi_env env, napi_callback_info info) {
   out[3] = b->file->count - b->file->head;
   out[4] = b->file->bad_write;
   out[5] = b->restarts;
+  out[6] = b->file->over_cap;
+  out[7] = b->file->peak;
+  out[8] = b->file->rereads;
   return pv_number(env, rc);
 }
 
 /* drain(handle, pageNumbers: Uint32Array, data: Buffer) -> pages copied, oldest first.
  * Copies as many staged pages as both arrays hold; the rest stay staged for the next call. */
 static napi_value pv_drain(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  pv_backup *b = pv_get_backup(env, argv[0]);
+  pv_backup *b = pv_backup_call(env, info, 3, argv);
   if (!b) return NULL;
   if (!b->file) return pv_throw(env, "PAGEVAULT_CLOSED", "the backup destination is closed");
   napi_typedarray_type type;
@@ -548,10 +597,8 @@ static napi_value pv_drain(napi_env env, napi_callback_info info) {
 /* finish(handle) -> rc of sqlite3_backup_finish (0 when already finished). The destination stays open
  * so that staged pages can still be drained; close() releases it. */
 static napi_value pv_finish(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  pv_backup *b = pv_get_backup(env, argv[0]);
+  pv_backup *b = pv_backup_call(env, info, 1, argv);
   if (!b) return NULL;
   int rc = SQLITE_OK;
   if (b->backup) {
@@ -561,12 +608,24 @@ static napi_value pv_finish(napi_env env, napi_callback_info info) {
   return pv_number(env, rc);
 }
 
+/* setRereadFill(handle, byte): what reads of pages the destination wrote before answer from now on (0 by
+ * default). For tests: with another byte, a copy that still equals its source never used those answers. */
+static napi_value pv_set_reread_fill(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  pv_backup *b = pv_backup_call(env, info, 2, argv);
+  if (!b) return NULL;
+  if (!b->file) return pv_throw(env, "PAGEVAULT_CLOSED", "the backup destination is closed");
+  int32_t fill;
+  NAPI_OK(napi_get_value_int32(env, argv[1], &fill));
+  if (fill < 0 || fill > 255) return pv_throw_range(env, "the fill must be a byte, 0 to 255");
+  b->file->reread_fill = (unsigned char)fill;
+  return NULL;
+}
+
 /* close(handle): finishes the backup if still attached, closes the destination, drops staged pages. */
 static napi_value pv_close_fn(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  pv_backup *b = pv_get_backup(env, argv[0]);
+  pv_backup *b = pv_backup_call(env, info, 1, argv);
   if (!b) return NULL;
   pv_close_backup(b);
   return NULL;
@@ -574,10 +633,8 @@ static napi_value pv_close_fn(napi_env env, napi_callback_info info) {
 
 /* errmsg(handle, rc) -> "<SQLite's text for rc>: <destination's last message>" */
 static napi_value pv_errmsg(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  pv_backup *b = pv_get_backup(env, argv[0]);
+  pv_backup *b = pv_backup_call(env, info, 2, argv);
   if (!b) return NULL;
   int32_t rc;
   NAPI_OK(napi_get_value_int32(env, argv[1], &rc));
@@ -705,7 +762,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     napi_callback fn;
   } fns[] = {
       {"start", pv_start}, {"step", pv_step},   {"drain", pv_drain},
-      {"finish", pv_finish}, {"close", pv_close_fn}, {"errmsg", pv_errmsg},
+      {"finish", pv_finish}, {"close", pv_close_fn}, {"errmsg", pv_errmsg}, {"setRereadFill", pv_set_reread_fill},
       {"lockHolder", pv_lock_holder}, {"lockExclusive", pv_lock_exclusive}, {"releaseLock", pv_release_lock},
   };
   for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {

@@ -9,16 +9,17 @@
 //   (holding one would make writers fail with SQLITE_BUSY); a commit by anyone restarts the backup.
 // - rollback-locked: after too many restarts, one pass under a held read lock (writers wait for it).
 // - application: the application's own better-sqlite3 connection. Its writes through that connection are
-//   re-sent; a ROLLBACK (WAL) or another connection's commit restarts the backup; too many restarts, or a
-//   write transaction that stays open too long, fall back to our own connection.
+//   re-sent; a ROLLBACK (WAL) or another connection's commit restarts the backup; too many restarts, a
+//   write transaction that stays open too long, or commits that re-send more than maxStagedBytes before
+//   they can be drained, fall back to our own connection.
 import Database from 'better-sqlite3';
 import type { Database as SqliteDatabase } from 'better-sqlite3';
 import { basename, resolve } from 'node:path';
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { sourceDefaults } from '../config/defaults.ts';
-import { PagevaultError, SourceError, throwIfAborted, UsageError } from '../errors.ts';
-import { native, registerConnection, SQLITE, type BackupHandle } from '../native/index.ts';
+import { KiB, sourceDefaults } from '../config/defaults.ts';
+import { BugError, PagevaultError, SourceError, throwIfAborted, UsageError } from '../errors.ts';
+import { native, registerConnection, SQLITE, STEP_OUT, type BackupHandle, type StepOut } from '../native/index.ts';
 import { componentLogger } from '../util/logger.ts';
 import { readOnlyFailure, sqliteCodeName } from './read-only.ts';
 import { readSourceHeader } from './validate.ts';
@@ -36,6 +37,12 @@ export interface PageSourceOptions {
   maxRestarts?: number;
   /** Total time a locked source is waited for before falling back or failing. */
   busyTimeoutMs?: number;
+  /**
+   * Bytes of pages the staging VFS may hold at once (sourceDefaults.maxStagedBytes); at least one step and
+   * the destination cache. An application whose commits re-send more than this before they can be drained
+   * makes the copy fall back to our own connection.
+   */
+  maxStagedBytes?: number;
   /** Another connection that must read the state this source copies (the snapshot's source check). */
   companion?: ReadCompanion;
 }
@@ -98,6 +105,8 @@ export interface PageSourceResult {
   steps: number;
   /** Steps that found the source busy or locked and were retried after a back-off. */
   busyWaits: number;
+  /** The most bytes of pages the staging VFS held at once, over every backup (at most maxStagedBytes). */
+  peakStagedBytes: number;
   /** The mode that produced the snapshot, after any fallback. */
   mode: ConsistencyMode;
   /** One line per fallback taken, for the log and the result. */
@@ -156,6 +165,7 @@ export class PageSource {
   private readonly stepPages: number;
   private readonly maxRestarts: number;
   private readonly busyTimeoutMs: number;
+  private readonly maxStagedPages: number;
   private readonly companion: ReadCompanion | undefined;
 
   private connection: Connection | undefined;
@@ -173,8 +183,8 @@ export class PageSource {
   private busySinceMs: number | undefined;
   private maxDelivered = 0;
   private page1Delivered = false;
-  private readonly out = new Float64Array(6);
-  private readonly stats = { pageCount: 0, pagesDelivered: 0, resentPages: 0, restarts: 0, steps: 0, busyWaits: 0 };
+  private readonly out = new Float64Array(STEP_OUT);
+  private readonly stats = { pageCount: 0, pagesDelivered: 0, resentPages: 0, restarts: 0, steps: 0, busyWaits: 0, peakStagedPages: 0 };
   private readonly fallbacks: string[] = [];
   private finalResult: PageSourceResult | undefined;
   /** The database whose -wal and -shm our first own connection may have created (see removeWalFiles). */
@@ -195,12 +205,30 @@ export class PageSource {
     this.stepPages = options.stepPages ?? stepPagesFor(facts.pageSize);
     this.maxRestarts = options.maxRestarts ?? sourceDefaults.maxRestarts;
     this.busyTimeoutMs = options.busyTimeoutMs ?? sourceDefaults.busyTimeoutMs;
+    this.maxStagedPages = PageSource.maxStagedPagesFor(options.maxStagedBytes ?? sourceDefaults.maxStagedBytes, this.stepPages, facts.pageSize);
     this.companion = options.companion;
+  }
+
+  /**
+   * The staging cap in pages. A step stages its own pages plus, at the last step, the destination cache's
+   * dirty pages (at least 16: SQLite keeps a few whatever the cache size): a cap below that would stop every
+   * copy, so it is refused.
+   */
+  private static maxStagedPagesFor(maxStagedBytes: number, stepPages: number, pageSize: number): number {
+    const cachePages = Math.max(16, Math.ceil((sourceDefaults.destinationCacheKiB * KiB) / pageSize));
+    const least = (stepPages + cachePages) * pageSize;
+    if (maxStagedBytes < least) {
+      throw new UsageError(
+        'BAD_OPTION',
+        `maxStagedBytes must hold one step and the destination cache, at least ${least} for steps of ${stepPages} pages of ${pageSize} bytes, got ${maxStagedBytes}`,
+      );
+    }
+    return Math.floor(Math.min(maxStagedBytes, 2 ** 31 - 1) / pageSize);
   }
 
   /** Refuses bad options before anything is opened (so that nothing is left to close). */
   private static checkOptions(options: PageSourceOptions): void {
-    const { stepPages, maxRestarts, busyTimeoutMs } = options;
+    const { stepPages, maxRestarts, busyTimeoutMs, maxStagedBytes } = options;
     if (stepPages !== undefined && (!Number.isInteger(stepPages) || stepPages < 1)) {
       throw new UsageError('BAD_OPTION', `stepPages must be a positive integer, got ${stepPages}`);
     }
@@ -209,6 +237,9 @@ export class PageSource {
     }
     if (busyTimeoutMs !== undefined && !(busyTimeoutMs >= 0)) {
       throw new UsageError('BAD_OPTION', `busyTimeoutMs must be >= 0, got ${busyTimeoutMs}`);
+    }
+    if (maxStagedBytes !== undefined && (!Number.isSafeInteger(maxStagedBytes) || maxStagedBytes < 1)) {
+      throw new UsageError('BAD_OPTION', `maxStagedBytes must be a positive integer, got ${maxStagedBytes}`);
     }
   }
 
@@ -336,6 +367,7 @@ export class PageSource {
         restarts: this.stats.restarts,
         steps: this.stats.steps,
         busyWaits: this.stats.busyWaits,
+        peakStagedBytes: this.stats.peakStagedPages * pageSize,
         mode: this.mode,
         fallbacks: [...this.fallbacks],
       };
@@ -403,8 +435,10 @@ export class PageSource {
   /** One backup step with its outcome: pages staged, done or not. Handles busy sources and restarts. */
   private async step(): Promise<{ staged: number; done: boolean }> {
     const rc = native().step(this.handle!, this.stepPages, this.out);
-    const [, , pageCount, staged, badWrite, restarts] = this.out as unknown as number[] as [number, number, number, number, number, number];
+    const [, , pageCount, staged, badWrite, restarts, overCap, peakStaged] = this.out as unknown as StepOut;
+    this.stats.peakStagedPages = Math.max(this.stats.peakStagedPages, peakStaged);
     if (badWrite) this.pageSizeChanged(undefined);
+    if (overCap) return this.stagingFull();
     if (rc === SQLITE.BUSY || rc === SQLITE.LOCKED) {
       const fellBack = await this.waitWhileBusy(rc);
       return { staged: fellBack ? 0 : staged, done: false };
@@ -459,6 +493,37 @@ export class PageSource {
     await sleep(Math.min(50, 1 + waited / 10), undefined, { signal: this.signal }).catch(() => undefined);
     this.checkCancelled();
     return false;
+  }
+
+  /**
+   * The application's commits re-sent more pages than maxStagedPages before they could be drained (SQLite
+   * re-sends them inside the application's commit, where nothing drains), so the staging VFS refused one and
+   * this backup cannot go on; the application's commit itself succeeded (pagevault.c, pv_write). A file falls
+   * back to our own connection; a temporary database ('' in better-sqlite3: in memory until it spills to an
+   * anonymous file, whose commits then re-send too) begins the copy again, counted as a restart. A ':memory:'
+   * database never gets here: SQLite restarts its backup on every commit instead of re-sending pages.
+   */
+  private async stagingFull(): Promise<{ staged: number; done: boolean }> {
+    if (this.mode !== 'application') {
+      throw new BugError(`the staging buffer filled up in mode ${this.mode}, where one step and the destination cache always fit`);
+    }
+    const why = `the application's commits re-sent more than ${this.maxStagedPages * this.facts.pageSize} bytes of pages (maxStagedBytes) before they could be drained`;
+    if (this.facts.path) {
+      await this.fallBack(why);
+    } else {
+      this.log.warn({ restarts: this.stats.restarts + 1 }, `${why}: copying again from page 1 (a database without a file has nothing to fall back to)`);
+      if (!(await this.restarted())) await this.beginAgain();
+    }
+    return { staged: 0, done: false };
+  }
+
+  /** Discards the current backup and attaches a new one to the same connection: the copy begins again at page 1. */
+  private async beginAgain(): Promise<void> {
+    this.detach();
+    if (this.handle) native().close(this.handle);
+    this.handle = undefined;
+    this.nativeRestarts = 0;
+    await this.attach();
   }
 
   /** Counts a restart; past the cap, falls back (returns true) or fails with TOO_MANY_RESTARTS. */
@@ -537,7 +602,7 @@ export class PageSource {
       return this.attach(attempt + 1);
     }
     this.checkCancelled();
-    this.handle = native().start(c.token, this.facts.pageSize, sourceDefaults.destinationCacheKiB);
+    this.handle = native().start(c.token, this.facts.pageSize, sourceDefaults.destinationCacheKiB, this.maxStagedPages);
     this.attached = true;
     if (!c.owned && !this.restoreClose) this.hookApplicationClose(c.db);
   }

@@ -5,10 +5,8 @@ import assert from 'node:assert/strict';
 import { randomFillSync } from 'node:crypto';
 import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
 import { UsageError } from '../../src/errors.ts';
 import { PageSource } from '../../src/source/index.ts';
 import { startWriter } from '../helpers/processes.ts';
@@ -21,6 +19,7 @@ import {
   reassemble,
   tempDir,
 } from '../helpers/sqlite.ts';
+import { captureLogger } from './log-capture.ts';
 
 /** A committed state of the writer's workload: rows 1..N contiguous and the counter equal to N. */
 function assertCommittedState(path: string): number {
@@ -34,17 +33,6 @@ function assertCommittedState(path: string): number {
   } finally {
     db.close();
   }
-}
-
-function captureLogger() {
-  const lines: { level: number; msg: string }[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).trim().split('\n')) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
 }
 
 describe('reassembled pages equal the source', () => {
