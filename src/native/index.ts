@@ -4,6 +4,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Database } from 'better-sqlite3';
+import { BugError } from '../errors.ts';
 
 /** Absolute path of the built library (node-gyp output; both src/native and dist/native sit two levels down). */
 export const nativeLibraryPath = fileURLToPath(new URL('../../build/Release/pagevault.node', import.meta.url));
@@ -97,16 +98,17 @@ export type StepOut = [
 ];
 export const STEP_OUT = 9;
 
+// Its callers (PageSource) check what users give; a bad argument here is our bug.
 function checkStartArguments(connectionToken: number, pageSize: number, cacheKiB: number, maxStagedPages: number): void {
   if (typeof connectionToken !== 'number' || !Number.isSafeInteger(connectionToken)) {
-    throw new TypeError(`connectionToken must be a token from registerConnection(), got ${String(connectionToken)}`);
+    throw new BugError(`connectionToken must be a token from registerConnection(), got ${String(connectionToken)}`);
   }
-  if (!isPageSize(pageSize)) throw new RangeError(`pageSize must be a power of two from 512 to 65536, got ${pageSize}`);
+  if (!isPageSize(pageSize)) throw new BugError(`pageSize must be a power of two from 512 to 65536, got ${pageSize}`);
   if (!Number.isInteger(cacheKiB) || cacheKiB < 1 || cacheKiB > 2 ** 31 - 1) {
-    throw new RangeError(`cacheKiB must be a positive integer, got ${cacheKiB}`);
+    throw new BugError(`cacheKiB must be a positive integer, got ${cacheKiB}`);
   }
   if (!Number.isInteger(maxStagedPages) || maxStagedPages < 1 || maxStagedPages > 2 ** 31 - 1) {
-    throw new RangeError(`maxStagedPages must be a positive integer, got ${maxStagedPages}`);
+    throw new BugError(`maxStagedPages must be a positive integer, got ${maxStagedPages}`);
   }
 }
 
@@ -121,7 +123,7 @@ export function registerConnection(db: Database): number {
   (db.loadExtension as (path: string, entryPoint: string) => unknown).call(db, nativeLibraryPath, extensionEntryPoint);
   const token = db.prepare('SELECT pagevault_connection()').pluck().get();
   if (typeof token !== 'number' || !Number.isSafeInteger(token)) {
-    throw new TypeError(`pagevault_connection() returned ${String(token)}`);
+    throw new BugError(`pagevault_connection() returned ${String(token)}`);
   }
   return token;
 }

@@ -113,11 +113,11 @@ test('start() checks its arguments in TypeScript before the native call', () => 
   const { db, token } = registered();
   try {
     // Each of these would reach the C side differently (4096.5 truncates to an accepted 4096).
-    assert.throws(() => native().start(token, 4096.5, 1024, 1024), { name: 'RangeError', message: 'pageSize must be a power of two from 512 to 65536, got 4096.5' });
-    assert.throws(() => native().start(token, 1000, 1024, 1024), { name: 'RangeError', message: /power of two from 512 to 65536, got 1000$/ });
-    assert.throws(() => native().start(token, 4096, 0, 1024), { name: 'RangeError', message: 'cacheKiB must be a positive integer, got 0' });
-    assert.throws(() => native().start(token, 4096, 1024, 0), { name: 'RangeError', message: 'maxStagedPages must be a positive integer, got 0' });
-    assert.throws(() => native().start(String(token) as never, 4096, 1024, 1024), { name: 'TypeError', message: /connectionToken must be a token/ });
+    assert.throws(() => native().start(token, 4096.5, 1024, 1024), { name: 'BugError', message: 'pageSize must be a power of two from 512 to 65536, got 4096.5' });
+    assert.throws(() => native().start(token, 1000, 1024, 1024), { name: 'BugError', message: /power of two from 512 to 65536, got 1000$/ });
+    assert.throws(() => native().start(token, 4096, 0, 1024), { name: 'BugError', message: 'cacheKiB must be a positive integer, got 0' });
+    assert.throws(() => native().start(token, 4096, 1024, 0), { name: 'BugError', message: 'maxStagedPages must be a positive integer, got 0' });
+    assert.throws(() => native().start(String(token) as never, 4096, 1024, 1024), { name: 'BugError', message: /connectionToken must be a token/ });
   } finally {
     db.close();
   }
