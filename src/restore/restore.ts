@@ -18,7 +18,7 @@ import { openStorage, parseStorageUrl, type StorageOptions } from '../storage/re
 import { componentLogger } from '../util/logger.ts';
 import { runAll } from '../util/run-all.ts';
 import { parseSnapshotId } from '../vault/ids.ts';
-import { packsPrefix } from '../vault/layout.ts';
+import { extentsPrefix, packsPrefix } from '../vault/layout.ts';
 import { anyKey, listSnapshotIds, readExtentTable, readManifest, readRepository } from '../vault/repository.ts';
 import { assemble, PackMissingError } from './assemble.ts';
 import { planRestore } from './plan.ts';
@@ -100,6 +100,43 @@ export interface RestoreResult {
   durationMs: number;
 }
 
+/** The options' numbers, and the usage errors that need neither the target nor the vault. */
+function settingsOf(options: RestoreOptions): { concurrency: number; checkThreads: number } {
+  if (!options.storage && !options.url) throw new UsageError('BAD_OPTION', 'restore needs a vault url (or a storage client)');
+  if (typeof options.path !== 'string' || options.path === '') throw new UsageError('BAD_OPTION', 'restore needs a target path');
+  if (options.snapshot && options.at) throw new UsageError('BAD_OPTION', 'give either a snapshot id or a time (--at), not both');
+  const concurrency = options.concurrency ?? restoreDefaults.concurrency;
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new UsageError('BAD_OPTION', `concurrency must be a positive integer, got ${concurrency}`);
+  const checkThreads = options.checkThreads ?? restoreDefaults.checkThreads;
+  if (!Number.isSafeInteger(checkThreads) || checkThreads < 1) throw new UsageError('BAD_OPTION', `checkThreads must be a positive integer, got ${checkThreads}`);
+  // A bad URL or snapshot id is a usage error whatever the state of the target or the vault.
+  if (!options.storage) parseStorageUrl(options.url!, options.storageOptions?.cwd);
+  if (options.snapshot) parseSnapshotId(options.snapshot);
+  return { concurrency, checkThreads };
+}
+
+/**
+ * The snapshot to restore (see chooseSnapshot), or undefined for a vault that holds nothing of pagevault's when
+ * ifReplicaExists allows that. A missing or damaged config with manifests or packs beside it is an integrity
+ * error, never "empty"; so are packs or extent tables without any manifest.
+ */
+async function findSnapshot(storage: StorageClient, options: RestoreOptions): Promise<string | undefined> {
+  const signal = options.signal;
+  const config = await readRepository(storage, { signal });
+  const id = config ? await chooseSnapshot(storage, options) : undefined;
+  if (id) return id;
+  const orphan = config ? await anyKey(storage, [extentsPrefix, packsPrefix], { signal }) : undefined;
+  if (orphan !== undefined) {
+    throw new IntegrityError(
+      'NO_MANIFEST',
+      `vault ${storage.url} holds snapshot data (${orphan}) but no manifest: its manifests were deleted, or its first snapshot never finished; ` +
+        'nothing can be restored from it',
+    );
+  }
+  if (options.ifReplicaExists) return undefined;
+  throw new StorageError('NOT_FOUND', `no snapshot in ${storage.url}: nothing to restore (pass --if-replica-exists to make that a success)`);
+}
+
 /** Picks the snapshot to restore: by id, the newest at or before `at`, or the newest. undefined: none. */
 async function chooseSnapshot(storage: StorageClient, options: RestoreOptions): Promise<string | undefined> {
   if (options.snapshot) {
@@ -121,16 +158,7 @@ async function chooseSnapshot(storage: StorageClient, options: RestoreOptions): 
 export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const started = Date.now();
   const log = componentLogger(options.logger, 'restore');
-  if (!options.storage && !options.url) throw new UsageError('BAD_OPTION', 'restore needs a vault url (or a storage client)');
-  if (typeof options.path !== 'string' || options.path === '') throw new UsageError('BAD_OPTION', 'restore needs a target path');
-  if (options.snapshot && options.at) throw new UsageError('BAD_OPTION', 'give either a snapshot id or a time (--at), not both');
-  const concurrency = options.concurrency ?? restoreDefaults.concurrency;
-  if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new UsageError('BAD_OPTION', `concurrency must be a positive integer, got ${concurrency}`);
-  const checkThreads = options.checkThreads ?? restoreDefaults.checkThreads;
-  if (!Number.isSafeInteger(checkThreads) || checkThreads < 1) throw new UsageError('BAD_OPTION', `checkThreads must be a positive integer, got ${checkThreads}`);
-  // A bad URL or snapshot id is a usage error whatever the state of the target or the vault.
-  if (!options.storage) parseStorageUrl(options.url!, options.storageOptions?.cwd);
-  if (options.snapshot) parseSnapshotId(options.snapshot);
+  const { concurrency, checkThreads } = settingsOf(options);
   const state = await inspectTarget(options.path, { force: options.force === true, ifNotExists: options.ifNotExists === true });
   if (!state) return { path: resolve(options.path), skipped: 'target-exists', durationMs: Date.now() - started };
   const target = state.path;
@@ -145,21 +173,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   let id: string | undefined;
   let report: string | undefined;
   try {
-    // A missing or damaged config with manifests or packs beside it is an integrity error, never "empty".
-    const config = await readRepository(storage, { signal });
-    id = config ? await chooseSnapshot(storage, options) : undefined;
-    if (!id) {
-      const pack = config ? await anyKey(storage, [packsPrefix], { signal }) : undefined;
-      if (pack !== undefined) {
-        throw new IntegrityError(
-          'NO_MANIFEST',
-          `vault ${storage.url} holds packs (${pack}) but no manifest: its manifests were deleted, or its first snapshot never finished; ` +
-            'nothing can be restored from it',
-        );
-      }
-      if (options.ifReplicaExists) return { path: target, skipped: 'no-snapshot', durationMs: Date.now() - started };
-      throw new StorageError('NOT_FOUND', `no snapshot in ${storage.url}: nothing to restore (pass --if-replica-exists to make that a success)`);
-    }
+    id = await findSnapshot(storage, options);
+    if (!id) return { path: target, skipped: 'no-snapshot', durationMs: Date.now() - started };
     const manifest = await readManifest(storage, id, { signal });
     log.info({ id, createdAt: manifest.createdAt, pageCount: manifest.pageCount, pageSize: manifest.pageSize }, 'restore started');
 

@@ -237,13 +237,43 @@ describe('restore: what the vault is missing', () => {
     assert.deepEqual(readdirSync(join(vault, 'manifests')).sort(), keys, 'no snapshot was published');
   });
 
-  it('a vault with packs but no manifest is not empty: exit 5, also with --if-replica-exists', async (t) => {
+  it('a vault with packs or extent tables but no manifest is not empty: exit 5, also with --if-replica-exists', async (t) => {
     const dir = tempDir(t);
-    const { url, vault } = await snapshotted(dir);
+    const { url, vault, id } = await snapshotted(dir);
     rmSync(join(vault, 'manifests'), { recursive: true });
     const r = await runCli(['restore', url, join(dir, 'r.db'), '--if-replica-exists']);
     assertExit(r, 5);
-    assert.match(r.stderr, /holds packs .* but no manifest/);
+    assert.match(r.stderr, new RegExp(`holds snapshot data \\(extents/${id}\\) but no manifest`));
+    rmSync(join(vault, 'extents'), { recursive: true });
+    const packsOnly = await runCli(['restore', url, join(dir, 'r.db'), '--if-replica-exists']);
+    assertExit(packsOnly, 5);
+    assert.match(packsOnly.stderr, /holds snapshot data \(packs\/.*\) but no manifest/);
+    assert.ok(!existsSync(join(dir, 'r.db')));
+  });
+
+  it('a snapshot whose extent table is gone or replaced is exit 5 (EXTENTS_MISSING, EXTENTS_DAMAGED), the target untouched', async (t) => {
+    const dir = tempDir(t);
+    const { db, url, vault, id: first } = await snapshotted(dir);
+    touchDatabase(db);
+    const second = await runCli(['snapshot', db, url, '--json']);
+    assertExit(second, 0);
+    const table = join(vault, 'extents', second.json.id);
+    // Another snapshot's table in its place: a valid object, but not the one the manifest names.
+    const saved = readFileSync(table);
+    writeFileSync(table, readFileSync(join(vault, 'extents', first)));
+    const swapped = await runCli(['restore', url, join(dir, 'r.db'), '--json']);
+    assertExit(swapped, 5);
+    assert.equal(swapped.json.error.code, 'EXTENTS_DAMAGED');
+    assert.match(swapped.stderr, new RegExp(`the extent table of snapshot ${second.json.id} is damaged: it is not the table its manifest names`));
+    rmSync(table);
+    const missing = await runCli(['restore', url, join(dir, 'r.db'), '--json']);
+    assertExit(missing, 5);
+    assert.equal(missing.json.error.code, 'EXTENTS_MISSING');
+    assert.ok(!existsSync(join(dir, 'r.db')));
+    // The earlier snapshot does not need it.
+    writeFileSync(table, saved);
+    const older = await runCli(['restore', url, join(dir, 'r.db'), '--snapshot', first, '--json']);
+    assertExit(older, 0);
   });
 
   it('a missing or truncated pack is exit 5, and the hint names the snapshots that do not need it', async (t) => {
