@@ -80,6 +80,17 @@ describe('ls over a damaged vault', () => {
     assert.equal(out.snapshots[1].pageSize, 4096);
   });
 
+  it('ls reads manifests alone: extent tables that are damaged do not change its listing (restore and verify read them)', async (t) => {
+    const { vault, url, ids } = await vaultOfTwo(t);
+    const before = await runCli(['ls', url, '--json']);
+    assertExit(before, 0);
+    for (const id of ids) overwrite(join(vault, 'extents', id), 'not an extent table');
+    const after = await runCli(['ls', url, '--json']);
+    assertExit(after, 0);
+    assert.deepEqual(JSON.parse(after.stdout), JSON.parse(before.stdout));
+    assert.equal(JSON.parse(after.stdout).length, 2);
+  });
+
   it('a missing pagevault.json: every snapshot is listed, the config marked, exit 5', async (t) => {
     const { dir, vault, url, ids } = await vaultOfTwo(t);
     renameSync(join(vault, 'pagevault.json'), join(dir, 'pagevault.json.moved'));
