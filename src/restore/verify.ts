@@ -2,15 +2,15 @@
 // file, and SQLite's own integrity check in killable child processes, beside the flush to disk. A check that
 // fails after every digest verified means the source was damaged when the snapshot was taken: the error
 // says so, and with acceptDamaged the database is restored anyway with a report of the check beside it.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFile, type FileHandle } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { restoreDefaults } from '../config/defaults.ts';
 import { IntegrityError, throwIfAborted } from '../errors.ts';
 import { raceAbort } from '../util/abort.ts';
 import { databaseDigest } from '../vault/manifest.ts';
 import type { Manifest } from '../vault/model.ts';
+import { spawnSqliteChild } from '../util/sqlite-child.ts';
 
 export type CheckKind = 'integrity_check' | 'quick_check';
 
@@ -81,11 +81,9 @@ async function verifyDatabaseDigest(fh: FileHandle, manifest: Manifest, signal: 
   }
 }
 
-// A check process: plain CommonJS run by `node -e`, so it needs no TypeScript loader. It opens the file
-// read-only, then answers every request with one message: the database's tables, or the rows of one PRAGMA,
-// or the error. A process, not a worker thread: a thread inside a PRAGMA cannot be stopped, and Node's exit
-// waits for it, so a SIGINT during the check of a large restore would wait for the whole check; a process is
-// killed at once. Signals are the parent's to act on. The file is not memory-mapped: that made the check ~10%
+// A check process (see spawnSqliteChild: a process, so that a SIGINT during the check of a large restore need
+// not wait for the whole check). It opens the file read-only, then answers every request with one message: the
+// database's tables, or the rows of one PRAGMA, or the error. Signals are the parent's to act on. The file is not memory-mapped: that made the check ~10%
 // faster (its pages are in the page cache), but every mapping counts the file again in RSS (4.6 GB for a
 // 4 GiB restore on two threads), which no operator should have to tell apart from memory the restore holds.
 const checkProcessSource = `
@@ -122,8 +120,7 @@ class CheckProcess {
   #failure: Error | undefined;
 
   constructor(path: string) {
-    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.#child = spawn(process.execPath, ['-e', checkProcessSource, sqlite, path], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    this.#child = spawnSqliteChild(checkProcessSource, [path], { stderr: 'inherit' });
     this.#child.on('message', (m: { lines?: string[]; error?: string }) => {
       const next = this.#waiting.shift();
       if (m.error !== undefined) this.#fail(new CheckReadError(m.error), next);

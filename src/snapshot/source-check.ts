@@ -11,13 +11,13 @@
 // - rollback-stepped, application: the check begins its transaction before the copy's first step and holds it
 //   past that step; the copy reads the same state unless it restarted afterwards (another connection's commit)
 //   or the application wrote through its own connection meanwhile, which sameState then says.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
+import type { ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import { sourceDefaults } from '../config/defaults.ts';
 import type { ConsistencyMode, ReadCompanion } from '../source/page-source.ts';
 import { SOURCE_CHECK_MAX_ERRORS, SOURCE_CHECK_MAX_LINE } from '../vault/manifest.ts';
 import type { SourceCheckKind, SourceCheckRecord } from '../vault/model.ts';
+import { spawnSqliteChild } from '../util/sqlite-child.ts';
 
 /** What the check is asked to be: the PRAGMA, or none. */
 export type SourceCheckChoice = 'quick' | 'full' | 'none';
@@ -26,8 +26,7 @@ export const sourceCheckChoices: readonly SourceCheckChoice[] = ['quick', 'full'
 
 const pragmaOf: Record<Exclude<SourceCheckChoice, 'none'>, SourceCheckKind> = { quick: 'quick_check', full: 'integrity_check' };
 
-// The check process: plain CommonJS run by `node -e`, so it needs no TypeScript loader. It answers each of
-// the parent's messages, in order, with one reply carrying the message's seq. Signals are the parent's to act
+// The check process (see spawnSqliteChild). It answers each of the parent's messages, in order, with one reply carrying the message's seq. Signals are the parent's to act
 // on (it kills this process).
 const checkProcessSource = `
 const [sqlite, path, busyTimeoutMs] = process.argv.slice(1);
@@ -243,15 +242,8 @@ export class SourceCheck implements ReadCompanion {
   }
 
   private spawn(): void {
-    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
     const busyTimeoutMs = String(this.options.busyTimeoutMs ?? sourceDefaults.busyTimeoutMs);
-    // NODE_OPTIONS may load a TypeScript loader or set heap limits meant for the parent: the check needs neither.
-    const env = { ...process.env };
-    delete env.NODE_OPTIONS;
-    const child = spawn(process.execPath, ['-e', checkProcessSource, sqlite, this.options.path, busyTimeoutMs], {
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-      env,
-    });
+    const child = spawnSqliteChild(checkProcessSource, [this.options.path, busyTimeoutMs], { stderr: 'pipe' });
     this.child = child;
     this.failure = undefined;
     this.pending = new Map();
