@@ -21,7 +21,7 @@ import { PageSource } from '../source/index.ts';
 import type { ReadCompanion } from '../source/page-source.ts';
 import type { StorageClient, StorageEventListener } from '../storage/client.ts';
 import { openStorage, type StorageOptions } from '../storage/registry.ts';
-import { partSizeFor } from '../storage/upload.ts';
+import { partSizeFor } from '../storage/parts.ts';
 import { BufferPool } from '../util/buffer-pool.ts';
 import { componentLogger } from '../util/logger.ts';
 import { newSnapshotId } from '../vault/ids.ts';
