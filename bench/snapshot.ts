@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { KiB, MiB, restoreDefaults, snapshotDefaults, storageDefaults } from '../src/config/defaults.ts';
-import { openStorage } from '../src/storage/index.ts';
+import { listObjects, openStorage } from '../src/storage/index.ts';
 import { manifestKey } from '../src/vault/layout.ts';
 import { differingPages, fileDigest } from '../test/helpers/sqlite.ts';
 import { startFauxqs } from '../test/helpers/servers.ts';
@@ -253,7 +253,7 @@ async function main(): Promise<void> {
     const storage = openStorage(url, storageOptions);
     try {
       const keys: string[] = [];
-      for await (const o of storage.list('')) keys.push(o.key);
+      for await (const o of listObjects(storage, '')) keys.push(o.key);
       await storage.deleteMany(keys);
     } finally {
       await storage.close();

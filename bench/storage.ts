@@ -1,14 +1,15 @@
 // `npm run bench -- storage`: 1 GiB up and down through the StorageClient stack (openStorage: retry, throttle,
-// limit over S3Store; MultipartUpload from a pool of reusable part buffers, Content-MD5 on every part; ranged
-// reads into reusable buffers), and in the same run the same bytes with a bare @aws-sdk/lib-storage Upload and
-// bare ranged GETs at the same concurrency and part size. Servers: fauxqs and the s3rver fork, each in its own
+// limit over S3Store; putObject from a stream of reusable part buffers through the S3 store's own multipart
+// engine, Content-MD5 on every part; ranged reads into reusable buffers), and in the same run the same bytes
+// with the other engine, a bare @aws-sdk/lib-storage Upload, and bare ranged GETs at the same concurrency and
+// part size (docs/DESIGN.md, "Multipart engine", records the figures and the choice they support). Servers: fauxqs and the s3rver fork, each in its own
 // process so that its work does not land on this event loop, and each phase in a process of its own so that its
 // peak RSS is its own. Prints MiB/s, the ratio to the bare SDK, and the peak RSS above the phase's starting RSS,
 // which should stay within concurrency x part size plus a constant.
 // PAGEVAULT_BENCH_MIB (default 1024) bytes per phase, PAGEVAULT_BENCH_ROUNDS (default 2) rounds, each with
 // one upload and PAGEVAULT_BENCH_DOWNLOADS (default 3) downloads per path.
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { MultipartUpload, openStorage, type StorageClient } from '../src/storage/index.ts';
+import { openStorage, type StorageClient } from '../src/storage/index.ts';
 import { startFauxqs, startS3rver, type S3Server } from '../test/helpers/servers.ts';
 import { childJob, peakRss, reportFromChild, runInChild } from './lib/child.ts';
 import { median } from './lib/cli.ts';
@@ -26,26 +27,28 @@ let bytes: PatternedBytes | undefined;
 const source = (): PatternedBytes => (bytes ??= new PatternedBytes(total, partSize));
 
 async function ourUpload(c: StorageClient, key: string): Promise<void> {
-  // The pool the snapshot pipeline would own: `concurrency` part buffers, each reused once its part is stored.
+  // The pool the snapshot pipeline would own: `concurrency` part buffers, each reused once the store releases it.
   const free: Buffer[] = Array.from({ length: concurrency }, () => Buffer.allocUnsafe(partSize));
   const waiters: Array<(b: Buffer) => void> = [];
-  const release = (b: Buffer): void => (waiters.length > 0 ? waiters.shift()!(b) : void free.push(b));
+  const owners = new Map<Uint8Array, Buffer>();
+  const release = (view: Uint8Array): void => {
+    const b = owners.get(view)!;
+    owners.delete(view);
+    if (waiters.length > 0) waiters.shift()!(b);
+    else free.push(b);
+  };
   const acquire = (): Promise<Buffer> => (free.length > 0 ? Promise.resolve(free.pop()!) : new Promise((r) => waiters.push(r)));
-  const upload = new MultipartUpload(c, key, { partsInFlight: concurrency });
-  const writes: Promise<void>[] = [];
-  for (let i = 0; i < parts; i++) {
-    const buf = await acquire();
-    const part = source().partAt(i);
-    part.copy(buf);
-    const w = upload.writePart(buf.subarray(0, part.length));
-    w.then(
-      () => release(buf),
-      () => release(buf),
-    );
-    writes.push(w);
+  async function* body(): AsyncGenerator<Uint8Array> {
+    for (let i = 0; i < parts; i++) {
+      const buf = await acquire();
+      const part = source().partAt(i);
+      part.copy(buf);
+      const view = buf.subarray(0, part.length);
+      owners.set(view, buf);
+      yield view;
+    }
   }
-  await Promise.all(writes);
-  await upload.complete();
+  await c.putObject(key, body(), { partsInFlight: concurrency, release });
 }
 
 async function bareUpload(s3: S3Client, bucket: string, key: string): Promise<void> {

@@ -1,22 +1,20 @@
-// The pack writer: appends encoded chunks to pack objects, each a multipart upload fed part by part from a
-// bounded pool of reusable part buffers. A pack holds the chunks of one span of pages (packSpanBytes of the
-// database), so its key can name that range before the first byte is sent; a chunk arriving for a span whose
-// pack is already complete (page 1's chunk, patches, chunks after a restart) opens a second pack for the span,
-// with a sequence suffix. When every part buffer is in flight, append() waits: that wait is what throttles the
-// backup steps upstream.
-import { createHash, type Hash } from 'node:crypto';
+// The pack writer: appends encoded chunks to pack objects, each written with one putObject from a stream of
+// part buffers taken from a bounded pool of reusable buffers (the store hands each back once it is stored). A
+// pack holds the chunks of one span of pages (packSpanBytes of the database), so its key can name that range
+// before the first byte is sent; a chunk arriving for a span whose pack is already complete (page 1's chunk,
+// patches, chunks after a restart) opens a second pack for the span, with a sequence suffix. When every part
+// buffer is in flight, append() waits: that wait is what throttles the backup steps upstream. A pack that never
+// fills a part is written with a single PUT when it completes.
 import type { StorageClient, StorageEventListener } from '../storage/client.ts';
-import { MultipartUpload } from '../storage/upload.ts';
 import type { BufferPool } from '../util/buffer-pool.ts';
 import { packKey } from '../vault/layout.ts';
 
 interface OpenPack {
   key: string;
   span: number;
-  upload: MultipartUpload;
+  /** The parts handed to the store, once the first part is full. */
+  queue: PartQueue | undefined;
   part: Buffer | undefined;
-  /** MD5 of the part so far, updated chunk by chunk so that no single step hashes a whole part. */
-  md5: Hash;
   fill: number;
   size: number;
 }
@@ -40,7 +38,11 @@ export class PackWriter {
   readonly #open = new Map<number, OpenPack>();
   readonly #seq = new Map<number, number>();
   readonly #pending = new Set<Promise<unknown>>();
-  readonly #uploads: MultipartUpload[] = [];
+  readonly #queues = new Set<PartQueue>();
+  /** The pool buffer behind each part handed to the store (the last part of a pack is a view of one). */
+  readonly #owners = new Map<Uint8Array, Buffer>();
+  /** Stops every pack write: fired by abort() and by the caller's signal. */
+  readonly #cancel = new AbortController();
   #failure: Error | undefined;
   #completedBytes = 0;
   /** Keys of every pack this writer created, in creation order. */
@@ -50,6 +52,9 @@ export class PackWriter {
 
   constructor(options: PackWriterOptions) {
     this.#o = options;
+    const signal = options.signal;
+    if (signal?.aborted) this.#cancel.abort(signal.reason);
+    else signal?.addEventListener('abort', () => this.#cancel.abort(signal.reason), { once: true });
   }
 
   /** Bytes in packs completed so far. */
@@ -76,7 +81,7 @@ export class PackWriter {
     this.#throwIfFailed();
     const span = Math.floor((firstPage - 1) / this.#o.spanPages);
     let pack = this.#open.get(span);
-    if (!pack) pack = await this.#openPack(span);
+    if (!pack) pack = this.#openPack(span);
     else {
       // Most recently used last, so the first entry is the one to complete when too many are open.
       this.#open.delete(span);
@@ -85,11 +90,9 @@ export class PackWriter {
     const offset = pack.size;
     let done = 0;
     while (done < data.length) {
-      pack.part ??= await this.#o.parts.acquire(this.#o.signal);
+      pack.part ??= await this.#o.parts.acquire(this.#cancel.signal);
       const n = Math.min(data.length - done, pack.part.length - pack.fill);
-      const piece = data.subarray(done, done + n);
-      pack.part.set(piece, pack.fill);
-      pack.md5.update(piece);
+      pack.part.set(data.subarray(done, done + n), pack.fill);
       pack.fill += n;
       done += n;
       if (pack.fill === pack.part.length) this.#sendPart(pack);
@@ -105,15 +108,16 @@ export class PackWriter {
     this.#throwIfFailed();
   }
 
-  /** Aborts every upload not yet complete (their parts are discarded) and waits for that. Never rejects. */
+  /** Aborts every pack write not yet complete (nothing of it stays visible) and waits for that. Never rejects. */
   async abort(reason: unknown): Promise<void> {
     this.#failure ??= reason instanceof Error ? reason : new Error(String(reason));
+    this.#cancel.abort(reason);
     for (const pack of this.#open.values()) {
       if (pack.part) this.#o.parts.release(pack.part);
       pack.part = undefined;
     }
     this.#open.clear();
-    await Promise.allSettled(this.#uploads.map((u) => u.abort(reason)));
+    for (const queue of this.#queues) queue.close();
     await Promise.allSettled([...this.#pending]);
   }
 
@@ -121,55 +125,139 @@ export class PackWriter {
     if (this.#failure) throw this.#failure;
   }
 
-  #track(promise: Promise<unknown>): void {
-    const settled = promise.catch((err: Error) => {
-      this.#failure ??= err;
-    });
-    this.#pending.add(settled);
-    void settled.then(() => this.#pending.delete(settled));
-  }
-
-  async #openPack(span: number): Promise<OpenPack> {
+  #openPack(span: number): OpenPack {
     if (this.#open.size >= MAX_OPEN_PACKS) this.#complete(this.#open.values().next().value!);
     const seq = (this.#seq.get(span) ?? -1) + 1;
     this.#seq.set(span, seq);
     const first = span * this.#o.spanPages + 1;
     const key = packKey(this.#o.snapshotId, first, first + this.#o.spanPages - 1, seq);
-    const upload = new MultipartUpload(this.#o.storage, key, {
-      partsInFlight: this.#o.partsInFlight,
-      ...(this.#o.signal ? { signal: this.#o.signal } : {}),
-      ...(this.#o.onEvent ? { onEvent: this.#o.onEvent } : {}),
-    });
-    this.#uploads.push(upload);
     this.keys.push(key);
-    const pack: OpenPack = { key, span, upload, part: undefined, md5: createHash('md5'), fill: 0, size: 0 };
+    const pack: OpenPack = { key, span, queue: undefined, part: undefined, fill: 0, size: 0 };
     this.#open.set(span, pack);
     return pack;
   }
 
-  /** Hands the filled part buffer to the upload; the buffer returns to the pool once the part is stored. */
+  /** Writes `body` at `key`; the writer fails with the first error of any pack. */
+  #write(key: string, body: Uint8Array | PartQueue, done: () => void): void {
+    const written = this.#o.storage
+      .putObject(key, body, {
+        signal: this.#cancel.signal,
+        partsInFlight: this.#o.partsInFlight,
+        release: (view) => this.#releasePart(view),
+        ...(this.#o.onEvent ? { onEvent: this.#o.onEvent } : {}),
+      })
+      .then(
+        (size) => {
+          this.#completedBytes += size;
+          this.sizes.set(key, size);
+        },
+        (err: Error) => {
+          this.#failure ??= err;
+        },
+      )
+      .finally(done);
+    this.#pending.add(written);
+    void written.then(() => this.#pending.delete(written));
+  }
+
+  #releasePart(view: Uint8Array): void {
+    const buffer = this.#owners.get(view);
+    if (!buffer) return;
+    this.#owners.delete(view);
+    this.#o.parts.release(buffer);
+  }
+
+  /** Hands the filled part buffer to the pack's write; the buffer returns to the pool once the part is stored. */
   #sendPart(pack: OpenPack): void {
     const part = pack.part!;
     const data = pack.fill === part.length ? part : part.subarray(0, pack.fill);
-    const md5 = pack.md5.digest('base64');
     pack.part = undefined;
-    pack.md5 = createHash('md5');
     pack.fill = 0;
-    this.#track(pack.upload.writePart(data, md5).finally(() => this.#o.parts.release(part)));
+    this.#owners.set(data, part);
+    if (!pack.queue) {
+      const queue = new PartQueue((view) => this.#releasePart(view));
+      pack.queue = queue;
+      this.#queues.add(queue);
+      this.#write(pack.key, queue, () => this.#queues.delete(queue));
+    }
+    pack.queue.push(data);
   }
 
   #complete(pack: OpenPack): void {
     this.#open.delete(pack.span);
-    if (pack.fill > 0) this.#sendPart(pack);
-    else if (pack.part) {
-      this.#o.parts.release(pack.part);
-      pack.part = undefined;
+    if (pack.queue) {
+      if (pack.fill > 0) this.#sendPart(pack);
+      else if (pack.part) this.#o.parts.release(pack.part);
+      pack.queue.end();
+      return;
     }
-    this.#track(
-      pack.upload.complete().then((r) => {
-        this.#completedBytes += r.size;
-        this.sizes.set(pack.key, r.size);
-      }),
-    );
+    // Never filled a part: one PUT of what there is.
+    const part = pack.part ?? Buffer.alloc(0);
+    const data = part.subarray(0, pack.fill);
+    pack.part = undefined;
+    this.#write(pack.key, data, () => {
+      if (part.length > 0) this.#o.parts.release(part);
+    });
+  }
+}
+
+/**
+ * The parts of one pack, in order, as the async iterable putObject reads: pushed as they fill, pulled by the
+ * store as it has room. Parts the store never took go back to the pool when it stops early or on close().
+ */
+class PartQueue implements AsyncIterableIterator<Uint8Array> {
+  readonly #items: Uint8Array[] = [];
+  readonly #release: (part: Uint8Array) => void;
+  #waiter: ((r: IteratorResult<Uint8Array>) => void) | undefined;
+  #ended = false;
+  #closed = false;
+
+  constructor(release: (part: Uint8Array) => void) {
+    this.#release = release;
+  }
+
+  push(part: Uint8Array): void {
+    if (this.#closed) return this.#release(part);
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    if (waiter) waiter({ value: part, done: false });
+    else this.#items.push(part);
+  }
+
+  /** No more parts: the store completes the object once it has taken the ones queued. */
+  end(): void {
+    this.#ended = true;
+    this.#wake();
+  }
+
+  /** Releases the parts not yet taken and ends the stream. */
+  close(): void {
+    this.#closed = true;
+    this.#ended = true;
+    for (const part of this.#items.splice(0)) this.#release(part);
+    this.#wake();
+  }
+
+  #wake(): void {
+    if (this.#items.length > 0 || !this.#waiter) return;
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    waiter({ value: undefined, done: true });
+  }
+
+  next(): Promise<IteratorResult<Uint8Array>> {
+    const part = this.#items.shift();
+    if (part) return Promise.resolve({ value: part, done: false });
+    if (this.#ended) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve) => (this.#waiter = resolve));
+  }
+
+  return(): Promise<IteratorResult<Uint8Array>> {
+    this.close();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
   }
 }

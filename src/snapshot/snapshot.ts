@@ -18,7 +18,7 @@ import { PageSource } from '../source/index.ts';
 import type { PageSourceResult, ReadCompanion, SourceFacts } from '../source/page-source.ts';
 import type { StorageClient } from '../storage/client.ts';
 import { openStorage, type StorageOptions } from '../storage/registry.ts';
-import { partSizeFor } from '../storage/upload.ts';
+import { partSizeFor } from '../storage/parts.ts';
 import { componentLogger } from '../util/logger.ts';
 import { encodeExtentTable } from '../vault/extent-table.ts';
 import { newSnapshotId } from '../vault/ids.ts';

@@ -29,20 +29,20 @@ export function stackStorage(backend: StorageClient, options: StackOptions = {})
 }
 
 /**
- * A listener that logs what an operator needs to see of the wrappers, as component "storage" under `logger`:
- * a retry at warn (the server is failing and the command may be slow or fail), throttling at debug, each
- * request's transfer at trace. `next` gets every event too.
+ * A listener that logs the wrappers' events as component "storage" under `logger`: a retry at info (the server
+ * is failing, and the command may be slow; a failure that outlasts the retries is the command's error), the
+ * rest at debug: throttling and each request's transfer. `next` gets every event too.
  */
 export function logStorageEvents(logger: Logger, next?: StorageEventListener): StorageEventListener {
   const log = componentLogger(logger, 'storage');
   return (event: StorageEvent) => {
     if (event.type === 'retry') {
       const { op, key, attempt, delayMs, error } = event;
-      log.warn({ op, key, attempt, delayMs, err: error.message }, `retrying ${op} in ${delayMs} ms`);
+      log.info({ op, key, attempt, delayMs, err: error.message }, `retrying ${op} in ${delayMs} ms`);
     } else if (event.type === 'throttled') {
       log.debug({ op: event.op, key: event.key, waitMs: event.waitMs }, 'waiting for bandwidth (--max-bytes-per-second)');
     } else if (event.type === 'transfer') {
-      log.trace({ op: event.op, key: event.key, direction: event.direction, bytes: event.bytes }, 'transferred');
+      log.debug({ op: event.op, key: event.key, direction: event.direction, bytes: event.bytes }, 'transferred');
     }
     next?.(event);
   };

@@ -2,7 +2,7 @@
 // snapshots, manifests and extent tables. Snapshot and restore share these; they hold no state.
 import type { Logger } from 'pino';
 import { IntegrityError, StorageError } from '../errors.ts';
-import type { StorageClient } from '../storage/client.ts';
+import { listObjects, type StorageClient } from '../storage/client.ts';
 import { decodeConfig, encodeConfig, newRepositoryConfig } from './config.ts';
 import { isSnapshotId } from './ids.ts';
 import { openExtentTable, type ExtentTable } from './extent-table.ts';
@@ -46,7 +46,7 @@ export async function readRepository(storage: StorageClient, options: Options = 
 /** The first key found under any of `prefixes`, or undefined when none holds one. */
 export async function anyKey(storage: StorageClient, prefixes: string[], options: Options): Promise<string | undefined> {
   for (const prefix of prefixes) {
-    for await (const object of storage.list(prefix, options)) return object.key;
+    for await (const object of listObjects(storage, prefix, options)) return object.key;
   }
   return undefined;
 }
@@ -73,7 +73,7 @@ export async function ensureRepository(storage: StorageClient, options: Options 
 /** Ids of the published snapshots, oldest first (ids sort by creation time). Foreign keys are ignored. */
 export async function listSnapshotIds(storage: StorageClient, options: Options = {}): Promise<string[]> {
   const ids: string[] = [];
-  for await (const object of storage.list(manifestPrefix, options)) {
+  for await (const object of listObjects(storage, manifestPrefix, options)) {
     const id = object.key.slice(manifestPrefix.length);
     if (!id.includes('/') && isSnapshotId(id)) ids.push(snapshotIdFromManifestKey(object.key));
   }

@@ -62,10 +62,13 @@ function addBlobs(path: string, bytes: number): void {
   }
 }
 
-/** Resolves once the file vault at `dir` holds a multipart part (the snapshot is uploading); rejects after `ms`. */
+/**
+ * Resolves once the file vault at `dir` has its config and a pack's temp file (the snapshot is uploading);
+ * rejects after `ms`.
+ */
 async function uploading(dir: string, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (walk(join(dir, '.pagevault-uploads')).filter((f) => !f.endsWith('/key') && f !== 'key').length === 0) {
+  while (!existsSync(join(dir, 'pagevault.json')) || walk(join(dir, '.pagevault-tmp')).length === 0) {
     if (Date.now() > deadline) throw new Error(`no upload began in ${dir} within ${ms} ms: ${walk(dir).join(', ')}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -171,7 +174,7 @@ describe('pagevault CLI on file: live sources, kills, signals, bad input', () =>
       assert.deepEqual([error.code, error.exitCode, result], ['ABORTED', code, {}], 'no result on stdout, only the error');
       assert.match(r.stderr, /pagevault: .*abort/i);
       assert.deepEqual(objects(vault).filter((k) => !k.startsWith('pagevault.json')), [], 'no manifest and no pack');
-      assert.deepEqual(walk(join(vault, '.pagevault-uploads')), [], 'the multipart upload was aborted');
+      assert.deepEqual(walk(join(vault, '.pagevault-tmp')), [], 'the pack write was cleaned up');
     }
   });
 

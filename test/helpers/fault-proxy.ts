@@ -6,13 +6,15 @@
 //   truncate     forward, send the headers and half the body, then close the connection
 //   500 / 503    answer InternalError / SlowDown without forwarding
 //   403          answer AccessDenied without forwarding (a permanent error: must not be retried)
+//   etag         forward, but answer with an ETag that is not the MD5 of the bytes (as SSE-KMS does)
+//   no-range     forward without the Range header (a server that ignores Range: 200 and the whole object)
 // Faults come from deterministic rules (first match, optionally a limited number of times) or from random
 // rates with a seeded generator. Every request is logged with what happened to it, so tests can prove that
 // faults were injected and see what reached the server (e.g. the AbortMultipartUpload after a failure).
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
-export type Fault = 'reset' | 'reset-after' | 'stall' | 'truncate' | '500' | '503' | '403';
+export type Fault = 'reset' | 'reset-after' | 'stall' | 'truncate' | '500' | '503' | '403' | 'etag' | 'no-range';
 
 export interface FaultRule {
   /** Which requests; e.g. r => r.method === 'PUT' && r.url.includes('partNumber=2&'). */
@@ -113,6 +115,18 @@ export async function startFaultProxy(upstream: string, options: { seed?: number
       case 'reset':
         req.socket.destroy();
         return;
+      case 'etag':
+        return forward(req, entry, (up) => {
+          const headers = { ...up.headers, ...(up.headers.etag ? { etag: '"0badc0de0badc0de0badc0de0badc0de"' } : {}) };
+          res.writeHead(up.statusCode ?? 502, headers);
+          up.pipe(res);
+        });
+      case 'no-range':
+        delete req.headers.range;
+        return forward(req, entry, (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        });
       case 'reset-after':
         return forward(req, entry, (up) => {
           up.resume();

@@ -2,12 +2,12 @@
 // re-sent pages, restarts, the upload-driven throttle, abort) on real databases.
 import Database from 'better-sqlite3';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, utimesSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { MiB } from '../../src/config/defaults.ts';
 import { openStorage, restore, snapshot } from '../../src/index.ts';
+import { listObjects } from '../../src/storage/index.ts';
 import { contentDigest, createDatabase, createLargeDatabase, fileDigest, integrityCheck, tempDir } from '../helpers/sqlite.ts';
 
 function listTree(dir: string): string[] {
@@ -124,7 +124,7 @@ test('an incremental snapshot after a small change uploads a small fraction; bot
   t.after(() => storage.close());
   for (const s of [first, second, full]) {
     let bytes = 0;
-    for await (const o of storage.list('')) if (o.key.includes(s.id)) bytes += o.size;
+    for await (const o of listObjects(storage, '')) if (o.key.includes(s.id)) bytes += o.size;
     assert.equal(s.bytesUploaded, bytes, `snapshot ${s.id}`);
   }
   await restore({ url: vault, path: join(dir, 'second.db'), snapshot: second.id });
@@ -154,26 +154,22 @@ test('an aborted snapshot publishes nothing and leaves no upload behind', async 
   );
   const files = listTree(vaultDir);
   assert.deepEqual(files.filter((f) => f.startsWith('manifests/')), []);
-  assert.deepEqual(files.filter((f) => f.startsWith('.pagevault-uploads/')), [], 'the multipart upload was aborted');
+  assert.deepEqual(files.filter((f) => f.startsWith('.pagevault-tmp/')), [], 'the pack write was cleaned up');
   assert.deepEqual(files, ['pagevault.json']);
 });
 
-test('a snapshot aborts pack uploads left idle by a snapshot that died, and leaves recent ones alone', async (t) => {
+test('a snapshot sweeps pack writes left unfinished by a snapshot that died, and leaves recent ones alone', async (t) => {
   const dir = tempDir(t);
   const src = join(dir, 'db.db');
   createDatabase(src, { rows: 200 });
   const vaultDir = join(dir, 'vault');
-  const storage = openStorage(`file://${vaultDir}`);
-  t.after(() => storage.close());
-  const stale = await storage.createMultipartUpload('packs/20200101T000000000Z-0000000000/0000000001-0000262144');
-  await storage.uploadPart('packs/20200101T000000000Z-0000000000/0000000001-0000262144', stale, 1, Buffer.from('x'), {
-    md5: createHash('md5').update('x').digest('base64'),
-  });
-  const recent = await storage.createMultipartUpload('packs/20991231T000000000Z-0000000000/0000000001-0000262144');
+  // What a killed snapshot leaves in a file vault: a temp file that was never renamed into place.
+  const tmp = join(vaultDir, '.pagevault-tmp');
+  mkdirSync(tmp, { recursive: true });
+  writeFileSync(join(tmp, 'stale'), 'x');
+  writeFileSync(join(tmp, 'recent'), 'x');
   const old = new Date(Date.now() - 3 * 24 * 3600 * 1000);
-  utimesSync(join(vaultDir, '.pagevault-uploads', stale), old, old);
-  await snapshot({ source: src, storage });
-  const left = [];
-  for await (const u of storage.listMultipartUploads('packs/')) left.push(u.uploadId);
-  assert.deepEqual(left, [recent]);
+  utimesSync(join(tmp, 'stale'), old, old);
+  await snapshot({ source: src, url: `file://${vaultDir}` });
+  assert.deepEqual(readdirSync(tmp), ['recent']);
 });

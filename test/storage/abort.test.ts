@@ -1,18 +1,19 @@
 // Aborts are prompt at every layer of the storage stack, measured from outside the call: a request waiting on
 // the throttle, a part or a ranged read mid-body on a slow link to a real S3 server (fauxqs behind a pacing
-// proxy), the file backend's writes and reads, and the abort of a multipart upload itself, which is bounded
-// even when the server never answers it. A promptly aborted call is one that rejects with ABORTED within
+// proxy), the file backend's writes and reads, and the cleanup of a streamed write (S3: the abort of its
+// multipart upload), which is bounded even when the server never answers it. A promptly aborted call is one that rejects with ABORTED within
 // `prompt` ms of the signal; broken, each of these waits seconds (the throttle's debt, the body, the server).
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { StorageEvent } from '../../src/storage/client.ts';
-import { FileStore, MultipartUpload, openStorage, type StorageClient } from '../../src/storage/index.ts';
+import { FileStore, openStorage, type StorageClient } from '../../src/storage/index.ts';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 import { startFauxqs, type S3Server } from '../helpers/servers.ts';
+import { rejectsWith, stream } from './conformance.ts';
 import { s3Options } from './s3-options.ts';
 import { startSlowProxy, type SlowProxy } from './slow-proxy.ts';
 
@@ -32,9 +33,6 @@ async function abortAndTime(controller: AbortController, pending: Promise<unknow
   return { ms: performance.now() - t0, error };
 }
 
-function md5(data: Uint8Array): string {
-  return createHash('md5').update(data).digest('base64');
-}
 
 describe('storage aborts are prompt', () => {
   let root: string;
@@ -86,36 +84,33 @@ describe('storage aborts are prompt', () => {
     const c = openStorage(`file://${root}/debt`, { throttle: { bytesPerSecond: 1 * MiB }, onEvent: (e) => events.push(e) });
     await c.putIfAbsent('k', Buffer.from('v'));
     const controller = new AbortController();
-    const upload = new MultipartUpload(c, 'pack', { signal: controller.signal, onEvent: (e) => events.push(e) });
-    const parts = [0, 1, 2].map(() => upload.writePart(randomBytes(5 * MiB)).catch((e: unknown) => e));
+    const parts = [0, 1, 2].map(() => randomBytes(5 * MiB));
+    const writing = c.putObject('pack', stream(parts), { signal: controller.signal, onEvent: (e) => events.push(e) });
     await new Promise((r) => setTimeout(r, 100));
-    // The parts ran the bucket ~14 MiB into debt; a head (and the upload's own abort) must not wait for it.
+    // The first part ran the bucket ~4 MiB into debt; a head (and the write's own cleanup) must not wait for it.
     const t0 = performance.now();
     await c.head('k');
     const headMs = performance.now() - t0;
     assert.ok(headMs < prompt, `head waited ${headMs.toFixed(0)} ms behind the parts' debt`);
-    const aborted = upload.abort();
-    const { ms } = await abortAndTime(controller, aborted);
-    assert.ok(ms < prompt, `abort() took ${ms.toFixed(0)} ms`);
-    for (const p of await Promise.all(parts)) assert.equal((p as { code?: string }).code, 'ABORTED');
+    const { ms, error } = await abortAndTime(controller, writing);
+    assert.equal((error as { code?: string })?.code, 'ABORTED', String(error));
+    assert.ok(ms < prompt, `the aborted write took ${ms.toFixed(0)} ms to stop`);
     assert.ok(events.some((e) => e.type === 'aborted-upload' && e.supported));
-    assert.deepEqual(await readdir(join(root, 'debt', '.pagevault-uploads')), [], 'the multipart upload is gone');
+    assert.deepEqual(await readdir(join(root, 'debt', '.pagevault-tmp')), [], 'the temp file is gone');
   });
 
   it('a part mid-body on a slow link to S3 is cancelled at once, its request torn down', async () => {
     const c = s3(slow.endpoint);
-    const uploadId = await c.createMultipartUpload('pack');
     const controller = new AbortController();
     const data = randomBytes(8 * MiB);
-    const sending = c.uploadPart('pack', uploadId, 1, data, { md5: md5(data), signal: controller.signal });
+    const sending = c.putObject('pack', stream([data]), { signal: controller.signal });
     const request = await slow.waitFor((r) => r.method === 'PUT' && r.url.includes('partNumber=1') && r.up >= 512 * 1024);
     const { ms, error } = await abortAndTime(controller, sending);
     assert.equal((error as { code?: string })?.code, 'ABORTED', String(error));
-    assert.ok(ms < prompt, `uploadPart rejected ${ms.toFixed(0)} ms after the abort (8 MiB at 1 MiB/s: seconds left)`);
+    assert.ok(ms < prompt, `putObject rejected ${ms.toFixed(0)} ms after the abort (8 MiB at 1 MiB/s: seconds left)`);
     // What the kernel's socket buffers held still reaches the proxy; then it sees the connection go.
     await slow.waitFor((r) => r === request && (r.clientGone || r.done), 20_000);
     assert.ok(request.clientGone && request.up < data.length, `the request was torn down mid-body (${request.up} of ${data.length} bytes sent)`);
-    await c.abortMultipartUpload('pack', uploadId);
   });
 
   it('a ranged read and a whole-object get mid-body on a slow link are cancelled at once', async () => {
@@ -145,17 +140,20 @@ describe('storage aborts are prompt', () => {
     faults.setRules([{ match: (r) => r.method === 'DELETE' && r.url.includes('uploadId='), fault: 'stall' }]);
     try {
       const events: StorageEvent[] = [];
-      const upload = new MultipartUpload(c, 'pack', { abortTimeoutMs: 500, onEvent: (e) => events.push(e) });
-      await upload.writePart(randomBytes(5 * MiB));
-      const t0 = performance.now();
-      await assert.rejects(upload.abort(), (err: Error & { code?: string }) => {
-        assert.equal(err.code, 'TIMEOUT');
-        assert.match(err.message, /did not finish within 500 ms.*lifecycle rule/);
-        return true;
+      const controller = new AbortController();
+      const writing = c.putObject('pack', stream([randomBytes(5 * MiB)], true), {
+        signal: controller.signal,
+        abortTimeoutMs: 500,
+        onEvent: (e) => events.push(e),
       });
-      const ms = performance.now() - t0;
-      assert.ok(ms >= 450 && ms < 500 + prompt, `abort() took ${ms.toFixed(0)} ms with a 500 ms bound`);
-      assert.ok(events.some((e) => e.type === 'abort-failed' && e.uploadId !== undefined), JSON.stringify(events.map((e) => e.type)));
+      while (!events.some((e) => e.type === 'part')) await new Promise((r) => setTimeout(r, 10));
+      const { ms, error } = await abortAndTime(controller, writing);
+      assert.equal((error as { code?: string })?.code, 'ABORTED', String(error));
+      assert.ok(ms >= 450 && ms < 500 + prompt, `the aborted write took ${ms.toFixed(0)} ms with a 500 ms bound on its cleanup`);
+      const failed = events.find((e) => e.type === 'abort-failed');
+      assert.ok(failed && failed.uploadId !== undefined, JSON.stringify(events.map((e) => e.type)));
+      assert.equal((failed.error as { code?: string }).code, 'TIMEOUT');
+      assert.match(failed.error.message, /did not finish within 500 ms.*lifecycle rule/);
       assert.ok(faults.log.some((r) => r.method === 'DELETE' && r.fault === 'stall'), 'the abort reached the server');
     } finally {
       faults.setRules([]);
@@ -165,15 +163,14 @@ describe('storage aborts are prompt', () => {
   it('the file backend stops a large write or read within a slice, leaving no temp file', async () => {
     const store = new FileStore(join(root, 'file'));
     const data = randomBytes(64 * MiB);
-    const uploadId = await store.createMultipartUpload('pack');
     const controller = new AbortController();
-    const writing = store.uploadPart('pack', uploadId, 1, data, { md5: md5(data), signal: controller.signal });
+    const writing = store.putObject('pack', stream([data]), { signal: controller.signal });
     await new Promise((r) => setImmediate(r));
     const { ms, error } = await abortAndTime(controller, writing);
     assert.equal((error as { code?: string })?.code, 'ABORTED', String(error));
-    assert.ok(ms < prompt, `uploadPart rejected ${ms.toFixed(0)} ms after the abort`);
+    assert.ok(ms < prompt, `putObject rejected ${ms.toFixed(0)} ms after the abort`);
     assert.deepEqual(await readdir(join(root, 'file', '.pagevault-tmp')), [], 'the temp file was removed');
-    assert.deepEqual(await readdir(join(root, 'file', '.pagevault-uploads', uploadId)), ['key'], 'no part was stored');
+    await rejectsWith(store.head('pack'), 'NOT_FOUND');
 
     await store.putIfAbsent('obj', data);
     const reading = new AbortController();

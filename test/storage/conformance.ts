@@ -1,19 +1,23 @@
 // The storage conformance suite, written once and run against every backend (file, fauxqs, the s3rver fork,
 // radosgw). Each test gets a fresh, empty namespace from the harness and asserts on bytes (SHA-256), error
-// codes and listings, through the full stack openStorage() builds (retry, throttle, limit over the backend).
+// codes and listings, through the full stack openStorage() builds (retry, throttle, limit over the backend),
+// or, to lose a response on purpose, through the retry wrapper over a wrapper that drops one.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { BugError, PagevaultError, StorageError, UsageError } from '../../src/errors.ts';
-import type { StorageClient } from '../../src/storage/client.ts';
-import { MultipartUpload } from '../../src/storage/upload.ts';
+import { listObjects, type ListPage, type StorageClient } from '../../src/storage/client.ts';
+import { RetryStore } from '../../src/storage/wrappers/retry.ts';
+import { StorageWrapper, type Call } from '../../src/storage/wrappers/wrapper.ts';
 
 export interface Harness {
-  /** A client on a fresh, empty namespace (a new prefix or directory). */
+  /** A client on a fresh, empty namespace (a new prefix or directory), with list pages of 5 keys. */
   client(): Promise<StorageClient>;
+  /** The bare backend (no wrappers) on a fresh, empty namespace. */
+  backend(): Promise<StorageClient>;
   stop(): Promise<void>;
-  /** What listMultipartUploads does on this server: lists them, lists none ever (fauxqs), or NOT_SUPPORTED. */
-  listsUploads: 'yes' | 'always-empty' | 'not-supported';
+  /** What sweepIncomplete does on this server: sweeps, finds none ever (fauxqs), or NOT_SUPPORTED. */
+  sweeps: 'yes' | 'always-empty' | 'not-supported';
   /** Whether listings come in byte order of key, as S3 specifies (fauxqs and s3rver do not). */
   sortedListing: boolean;
   /** The s3rver fork never answers a ranged GET of an empty object. */
@@ -42,6 +46,70 @@ export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of iterable) out.push(item);
   return out;
+}
+
+/** A streamed body of `parts`; with `hang`, one that never ends (a write only a signal stops). */
+export async function* stream(parts: Uint8Array[], hang = false): AsyncGenerator<Uint8Array> {
+  yield* parts;
+  if (hang) await new Promise(() => {});
+}
+
+/** Every key under `prefix`, every page fetched. */
+export async function listKeys(c: StorageClient, prefix = ''): Promise<string[]> {
+  return (await collect(listObjects(c, prefix))).map((o) => o.key);
+}
+
+/**
+ * A streamed body of parts of `sizes` bytes, random, cut into two reused buffers: each part waits for a
+ * buffer the store has released. `whole` hashes what was yielded; `free` shows the buffers back home.
+ */
+export function pooledParts(sizes: readonly number[], hooks: { beforeEnd?: () => Promise<void> } = {}) {
+  const pool: Buffer[] = [Buffer.alloc(Math.max(...sizes)), Buffer.alloc(Math.max(...sizes))];
+  const free = [...pool];
+  const waiting: Array<(b: Buffer) => void> = [];
+  const owners = new Map<Uint8Array, Buffer>();
+  const whole = createHash('sha256');
+  const release = (view: Uint8Array): void => {
+    const b = owners.get(view);
+    assert.ok(b, 'released a buffer the body yielded, once');
+    owners.delete(view);
+    if (waiting.length > 0) waiting.shift()!(b);
+    else free.push(b);
+  };
+  async function* body(): AsyncGenerator<Uint8Array> {
+    for (const size of sizes) {
+      const buf = free.length > 0 ? free.pop()! : await new Promise<Buffer>((r) => waiting.push(r));
+      const part = buf.subarray(0, size);
+      randomBytes(size).copy(part); // new content in a reused buffer
+      whole.update(part);
+      owners.set(part, buf);
+      yield part;
+    }
+    await hooks.beforeEnd?.();
+  }
+  return { body: body(), release, free, whole, allReleased: () => owners.size === 0 };
+}
+
+/**
+ * Fails the first create it sees with a connection reset: after the backend acted on it (its response was
+ * lost), or before (the request never arrived).
+ */
+class LoseFirstCreate extends StorageWrapper {
+  creates = 0;
+  constructor(
+    inner: StorageClient,
+    readonly lose: 'response' | 'request',
+  ) {
+    super(inner);
+  }
+  protected override async around<T>(call: Call, fn: () => Promise<T>): Promise<T> {
+    const first = call.op === 'create' && this.creates++ === 0;
+    const reset = new StorageError('CONNECTION', `${call.op} ${call.key}: connection reset (test)`);
+    if (first && this.lose === 'request') throw reset;
+    const result = await fn();
+    if (first) throw reset;
+    return result;
+  }
 }
 
 function byteOrder(a: string, b: string): number {
@@ -144,14 +212,19 @@ export function storageConformance(name: string, start: () => Promise<Harness>):
       for (const k of keys) await c.putIfAbsent(k, Buffer.from(k));
       const expected = (prefix: string): string[] => keys.filter((k) => k.startsWith(prefix)).sort(byteOrder);
       for (const prefix of ['', 'p/', 'p/a', 'p/n/00', 'p/n/', 'zzz']) {
-        const listed = (await collect(c.list(prefix))).map((o) => o.key);
+        const listed = await listKeys(c, prefix);
         if (!harness.sortedListing) listed.sort(byteOrder);
         assert.deepEqual(listed, expected(prefix), `list(${JSON.stringify(prefix)})`);
       }
-      const sizes = new Map((await collect(c.list('p/n/'))).map((o) => [o.key, o.size]));
+      const sizes = new Map((await collect(listObjects(c, 'p/n/'))).map((o) => [o.key, o.size]));
       assert.equal(sizes.get('p/n/007'), Buffer.byteLength('p/n/007'));
+      // One page per call, at most 5 keys each here: the 14 keys under p/n/ take three pages at least.
+      const pages: ListPage[] = [await c.listPage('p/n/')];
+      while (pages.at(-1)!.next !== undefined) pages.push(await c.listPage('p/n/', { cursor: pages.at(-1)!.next! }));
+      assert.ok(pages.length >= 3 && pages.every((p) => p.objects.length <= 5), `pages of ${pages.map((p) => p.objects.length).join(', ')} keys`);
+      assert.equal(pages.flatMap((p) => p.objects).length, 14);
       if (harness.sortedListing) {
-        const resumed = await collect(c.list('p/', { startAfter: 'p/a0' }));
+        const resumed = await collect(listObjects(c, 'p/', { startAfter: 'p/a0' }));
         assert.deepEqual(
           resumed.map((o) => o.key),
           expected('p/').filter((k) => byteOrder(k, 'p/a0') > 0),
@@ -161,11 +234,11 @@ export function storageConformance(name: string, start: () => Promise<Harness>):
 
     it('deleteMany deletes in batches and ignores keys that do not exist', async () => {
       const c = await fresh();
-      const keys = Array.from({ length: 20 }, (_, i) => `packs/s1/${String(i).padStart(2, '0')}`);
-      for (const k of keys) await c.putIfAbsent(k, randomBytes(64));
-      await c.deleteMany([...keys.slice(0, 15), 'packs/s1/missing', 'never/was']);
-      assert.deepEqual((await collect(c.list(''))).map((o) => o.key).sort(byteOrder), keys.slice(15));
-      await rejectsWith(c.getObject(keys[0]!), 'NOT_FOUND');
+      const names = Array.from({ length: 20 }, (_, i) => `packs/s1/${String(i).padStart(2, '0')}`);
+      for (const k of names) await c.putIfAbsent(k, randomBytes(64));
+      await c.deleteMany([...names.slice(0, 15), 'packs/s1/missing', 'never/was']);
+      assert.deepEqual((await listKeys(c)).sort(byteOrder), names.slice(15));
+      await rejectsWith(c.getObject(names[0]!), 'NOT_FOUND');
       await c.deleteMany([]);
     });
 
@@ -175,79 +248,109 @@ export function storageConformance(name: string, start: () => Promise<Harness>):
       const body = randomBytes(300);
       await c.putIfAbsent(key, body);
       assert.equal(sha256(await c.getObject(key)), sha256(body));
-      assert.deepEqual(
-        (await collect(c.list('dir with'))).map((o) => o.key),
-        [key],
-      );
+      assert.deepEqual(await listKeys(c, 'dir with'), [key]);
       await c.deleteMany([key]);
       await rejectsWith(c.head(key), 'NOT_FOUND');
     });
 
-    it('a multipart upload fed from two reused buffers stores exactly the bytes written, visible only once complete', async () => {
+    it('putIfAbsent whose response was lost succeeds on retry; a different existing object is still ALREADY_EXISTS', async () => {
+      const backend = await harness.backend();
+      clients.push(backend);
+      const retry = { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 };
+      const lossy = new LoseFirstCreate(backend, 'response');
+      const body = randomBytes(3000);
+      await new RetryStore(lossy, retry).putIfAbsent('manifests/lost', body);
+      assert.equal(lossy.creates, 2, 'the first response was lost and the create was retried');
+      assert.equal(sha256(await backend.getObject('manifests/lost')), sha256(body));
+      // Another writer's object appears at the key while our first request is lost on its way: the retried
+      // create finds it and must not take it for its own.
+      await backend.putIfAbsent('manifests/theirs', randomBytes(3000));
+      const early = new LoseFirstCreate(backend, 'request');
+      await rejectsWith(new RetryStore(early, retry).putIfAbsent('manifests/theirs', randomBytes(3000)), 'ALREADY_EXISTS');
+      assert.equal(early.creates, 2, 'the create was retried');
+    });
+
+    it('a streamed putObject fed from two reused buffers stores exactly the bytes written, visible only once complete', async () => {
       const c = await fresh();
-      const pool: Buffer[] = [Buffer.alloc(5 * MiB), Buffer.alloc(5 * MiB)];
-      const free = [...pool];
-      const waiting: Array<(b: Buffer) => void> = [];
-      const acquire = (): Promise<Buffer> => (free.length > 0 ? Promise.resolve(free.pop()!) : new Promise((r) => waiting.push(r)));
-      const release = (b: Buffer): void => (waiting.length > 0 ? waiting.shift()!(b) : void free.push(b));
-      const upload = new MultipartUpload(c, 'packs/s1/1-100', { partsInFlight: 2 });
-      const whole = createHash('sha256');
-      const writes: Promise<void>[] = [];
       const sizes = [5 * MiB, 5 * MiB, 5 * MiB, 1234];
-      for (const size of sizes) {
-        const buf = await acquire();
-        const part = buf.subarray(0, size);
-        randomBytes(size).copy(part); // new content in a reused buffer
-        whole.update(part);
-        const w = upload.writePart(part);
-        writes.push(w);
-        w.then(() => release(buf), () => release(buf));
-      }
-      await Promise.all(writes);
-      await rejectsWith(c.head('packs/s1/1-100'), 'NOT_FOUND');
-      assert.deepEqual(
-        (await collect(c.list('packs/'))).map((o) => o.key),
-        [],
-        'an unfinished upload is not listed',
-      );
-      const result = await upload.complete();
+      let seenBeforeEnd = false;
+      const parts = pooledParts(sizes, {
+        beforeEnd: async () => {
+          await rejectsWith(c.head('packs/s1/1-100'), 'NOT_FOUND');
+          assert.deepEqual(await listKeys(c, 'packs/'), [], 'an unfinished write is not listed');
+          seenBeforeEnd = true;
+        },
+      });
+      const size = await c.putObject('packs/s1/1-100', parts.body, { partsInFlight: 2, release: parts.release });
+      assert.ok(seenBeforeEnd);
       const total = sizes.reduce((a, b) => a + b, 0);
-      assert.deepEqual(result, { key: 'packs/s1/1-100', size: total, parts: 4 });
+      assert.equal(size, total);
+      assert.ok(parts.allReleased(), 'every buffer the store took was released');
       assert.equal((await c.head('packs/s1/1-100')).size, total);
-      assert.equal(sha256(await c.getObject('packs/s1/1-100')), whole.digest('hex'));
+      assert.equal(sha256(await c.getObject('packs/s1/1-100')), parts.whole.digest('hex'));
       const tail = await c.readRange('packs/s1/1-100', 15 * MiB - 10, 1244);
       assert.equal(tail.length, 1244);
     });
 
-    it('an aborted multipart upload leaves no object and no pending upload', async () => {
+    it('putObject of one buffer, small or larger than a part, stores its bytes', async () => {
       const c = await fresh();
-      const upload = new MultipartUpload(c, 'packs/s2/1-9');
-      await upload.writePart(randomBytes(5 * MiB));
-      if (harness.listsUploads === 'yes') {
-        const pending = await collect(c.listMultipartUploads('packs/'));
-        assert.deepEqual(
-          pending.map((u) => u.key),
-          ['packs/s2/1-9'],
-        );
+      for (const [key, body] of [
+        ['small', randomBytes(70_000)],
+        ['large', randomBytes(9 * MiB + 17)],
+      ] as const) {
+        assert.equal(await c.putObject(key, body), body.length);
+        assert.equal(sha256(await c.getObject(key)), sha256(body), key);
       }
-      await upload.abort();
-      await rejectsWith(c.head('packs/s2/1-9'), 'NOT_FOUND');
-      await rejectsWith(upload.writePart(randomBytes(10)), 'ABORTED', PagevaultError);
-      await rejectsWith(upload.complete(), 'ABORTED', PagevaultError);
-      if (harness.listsUploads === 'not-supported') {
-        await rejectsWith(collect(c.listMultipartUploads('')), 'NOT_SUPPORTED');
-      } else {
-        assert.deepEqual(await collect(c.listMultipartUploads('')), []);
-      }
-      assert.deepEqual(await collect(c.list('')), []);
     });
 
-    it('only the last part may be smaller than 5 MiB', async () => {
+    it('an aborted putObject leaves no object and nothing to sweep', async () => {
       const c = await fresh();
-      const upload = new MultipartUpload(c, 'packs/s3/x');
-      await upload.writePart(randomBytes(1000));
-      await rejectsWith(upload.writePart(randomBytes(5 * MiB)), 'BUG', BugError);
-      await upload.abort();
+      const controller = new AbortController();
+      const parts = pooledParts([5 * MiB, 5 * MiB], {
+        beforeEnd: async () => {
+          while (!parts.allReleased()) await new Promise((r) => setTimeout(r, 5));
+          controller.abort(new Error('test abort'));
+          await new Promise(() => {}); // the body never ends
+        },
+      });
+      await rejectsWith(c.putObject('packs/s2/1-9', parts.body, { signal: controller.signal, release: parts.release }), 'ABORTED', PagevaultError);
+      assert.ok(parts.allReleased());
+      await rejectsWith(c.head('packs/s2/1-9'), 'NOT_FOUND');
+      if (harness.sweeps === 'not-supported') await rejectsWith(c.sweepIncomplete!('', 0), 'NOT_SUPPORTED');
+      else assert.deepEqual(await c.sweepIncomplete!('', 0), []);
+      assert.deepEqual(await listKeys(c), []);
+    });
+
+    it('sweepIncomplete removes a write left unfinished, and leaves a recent one alone', async (t) => {
+      if (harness.sweeps !== 'yes') return t.skip(`this server ${harness.sweeps === 'not-supported' ? 'cannot list uploads' : 'lists no uploads'}`);
+      const c = await fresh();
+      const controller = new AbortController();
+      let stored!: () => void;
+      const started = new Promise<void>((r) => (stored = r));
+      const parts = pooledParts([5 * MiB, 5 * MiB], {
+        beforeEnd: async () => {
+          while (!parts.allReleased()) await new Promise((r) => setTimeout(r, 5));
+          stored();
+          await new Promise(() => {}); // like a killed process: never completes
+        },
+      });
+      const writing = c.putObject('packs/s4/x', parts.body, { signal: controller.signal, release: parts.release }).catch((err: unknown) => err);
+      await started;
+      assert.deepEqual(await c.sweepIncomplete!('packs/', 3_600_000), [], 'a recent write is left alone');
+      const swept = await c.sweepIncomplete!('packs/', 0);
+      assert.equal(swept.length, 1);
+      assert.ok(swept[0]!.key === undefined || swept[0]!.key === 'packs/s4/x', swept[0]!.key);
+      controller.abort(new Error('test abort'));
+      await writing;
+      assert.deepEqual(await c.sweepIncomplete!('', 0), []);
+      await rejectsWith(c.head('packs/s4/x'), 'NOT_FOUND');
+    });
+
+    it('only the last part of a streamed body may be smaller than 5 MiB', async () => {
+      const c = await fresh();
+      const parts = pooledParts([1000, 5 * MiB]);
+      await rejectsWith(c.putObject('packs/s3/x', parts.body, { release: parts.release }), 'BUG', BugError);
+      assert.ok(parts.allReleased());
       await rejectsWith(c.head('packs/s3/x'), 'NOT_FOUND');
     });
 

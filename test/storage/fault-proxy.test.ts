@@ -1,18 +1,20 @@
 // The storage stack under injected faults (test/helpers/fault-proxy.ts in front of fauxqs): uploads and
 // downloads either succeed with the right bytes (SHA-256) or fail with a typed error within the retry budget;
-// no partial object is ever visible; a failed multipart upload is aborted; permanent errors are not retried.
+// no partial object is ever visible; a failed multipart upload is aborted; permanent errors are not retried;
+// a create or completion whose response was lost is recognised as our own write, whatever the ETag says.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { StorageEvent } from '../../src/storage/client.ts';
-import { MultipartUpload, openStorage, type StorageClient, type StorageOptions } from '../../src/storage/index.ts';
+import { openStorage, type StorageClient, type StorageOptions } from '../../src/storage/index.ts';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 import { startFauxqs, type S3Server } from '../helpers/servers.ts';
-import { collect, rejectsWith, sha256 } from './conformance.ts';
+import { listKeys, rejectsWith, sha256, stream } from './conformance.ts';
 import { s3Options } from './s3-options.ts';
 
 const MiB = 1024 * 1024;
 const idleTimeoutMs = 400;
+
 
 describe('storage under injected faults', () => {
   let server: S3Server;
@@ -65,10 +67,8 @@ describe('storage under injected faults', () => {
     try {
       const smalls = Array.from({ length: 12 }, () => randomBytes(20_000));
       await Promise.all(smalls.map((b, i) => c.putIfAbsent(`manifests/${String(i).padStart(2, '0')}`, b)));
-      const upload = new MultipartUpload(c, 'packs/s1/big', { partsInFlight: 3 });
       const parts = [randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(3 * MiB)];
-      await Promise.all(parts.map((p) => upload.writePart(p)));
-      await upload.complete();
+      await c.putObject('packs/s1/big', stream(parts), { partsInFlight: 3 });
       const whole = Buffer.concat(parts);
 
       for (const [i, b] of smalls.entries()) assert.equal(sha256(await c.getObject(`manifests/${String(i).padStart(2, '0')}`)), sha256(b));
@@ -79,7 +79,7 @@ describe('storage under injected faults', () => {
         assert.equal(sha256(view), sha256(whole.subarray(offset, offset + 2 * MiB)), `range at ${offset}`);
       }
       assert.equal(sha256(await c.getObject('packs/s1/big')), sha256(whole));
-      assert.equal((await collect(c.list('manifests/'))).length, 12);
+      assert.equal((await listKeys(c, 'manifests/')).length, 12);
       assert.equal(sha256(await direct(prefix).getObject('packs/s1/big')), sha256(whole), 'the server holds the right bytes');
     } finally {
       proxy.setRates({});
@@ -94,15 +94,10 @@ describe('storage under injected faults', () => {
   it('a part that keeps failing fails the upload with a typed error, aborts it, and leaves nothing visible', async () => {
     const { c, events, prefix } = open({ retry: { attempts: 5, baseDelayMs: 5, maxDelayMs: 50, budgetMs: 5000 } });
     proxy.setRules([{ match: (r) => r.method === 'PUT' && r.url.includes('partNumber=2&'), fault: '500' }]);
-    const upload = new MultipartUpload(c, 'packs/s2/doomed', { partsInFlight: 2, onEvent: (e) => events.push(e) });
-    const writes = [randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(5 * MiB)].map((p) => upload.writePart(p));
-    const results = await Promise.allSettled(writes);
+    const parts = [randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(5 * MiB)];
+    const err = await rejectsWith(c.putObject('packs/s2/doomed', stream(parts), { partsInFlight: 2, onEvent: (e) => events.push(e) }), 'RETRIES_EXHAUSTED');
     proxy.setRules([]);
-    const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
-    assert.ok(failed, 'a write failed');
-    assert.equal(failed.reason.code, 'RETRIES_EXHAUSTED');
-    assert.match(failed.reason.message, /upload part 2 of packs\/s2\/doomed.*InternalError \(HTTP 500\).*gave up after 5 attempts/);
-    await rejectsWith(upload.complete(), 'RETRIES_EXHAUSTED');
+    assert.match(err.message, /upload part 2 of packs\/s2\/doomed.*InternalError \(HTTP 500\).*gave up after 5 attempts/);
     const part2 = proxy.log.filter((e) => e.path === `/faults/${prefix}/packs/s2/doomed` && e.url.includes('partNumber=2&'));
     assert.equal(part2.length, 5, 'part 2 was sent five times, from its buffer');
     const aborts = proxy.log.filter((e) => e.method === 'DELETE' && e.path === `/faults/${prefix}/packs/s2/doomed` && e.url.includes('uploadId='));
@@ -110,7 +105,7 @@ describe('storage under injected faults', () => {
     assert.equal(aborts[0]!.status, 204, 'the server accepted the abort');
     assert.ok(events.some((e) => e.type === 'aborted-upload' && e.supported), 'the upload reported its abort');
     await rejectsWith(direct(prefix).head('packs/s2/doomed'), 'NOT_FOUND');
-    assert.deepEqual(await collect(direct(prefix).list('')), []);
+    assert.deepEqual(await listKeys(direct(prefix)), []);
   });
 
   it('a putIfAbsent whose response was lost is recognised as its own write on retry', async () => {
@@ -123,13 +118,42 @@ describe('storage under injected faults', () => {
     await rejectsWith(c.putIfAbsent('manifests/lost', randomBytes(5000)), 'ALREADY_EXISTS');
   });
 
+  it('a putIfAbsent whose response was lost succeeds on retry when the ETag is not the MD5 (as under SSE-KMS)', async () => {
+    const { c, prefix } = open();
+    proxy.setRules([
+      { match: (r) => r.method === 'PUT' && r.path.endsWith('/manifests/kms'), fault: 'reset-after', times: 1 },
+      { match: (r) => r.method === 'HEAD' && r.path.endsWith('/manifests/kms'), fault: 'etag' },
+    ]);
+    try {
+      const body = randomBytes(5000);
+      await c.putIfAbsent('manifests/kms', body);
+      assert.ok(proxy.log.some((e) => e.path === `/faults/${prefix}/manifests/kms` && e.fault === 'etag'), 'the retry saw an ETag that is not the MD5');
+      assert.equal(sha256(await direct(prefix).getObject('manifests/kms')), sha256(body));
+      await rejectsWith(c.putIfAbsent('manifests/kms', body), 'ALREADY_EXISTS');
+    } finally {
+      proxy.setRules([]);
+    }
+  });
+
+  it('a server that ignores Range fails readRange with NOT_SUPPORTED instead of downloading the whole object', async () => {
+    const { c, prefix } = open();
+    await c.putIfAbsent('big', randomBytes(4 * MiB));
+    proxy.setRules([{ match: (r) => r.method === 'GET' && r.path.endsWith('/big'), fault: 'no-range' }]);
+    try {
+      const err = await rejectsWith(c.readRange('big', MiB, 1000), 'NOT_SUPPORTED');
+      assert.match(err.message, /ignored the Range header.*\(4194304 bytes\)/);
+      await rejectsWith(c.readRange('big', 4 * MiB - 10, 1000), 'INVALID_RANGE');
+      assert.equal(proxy.log.filter((e) => e.path === `/faults/${prefix}/big` && e.method === 'GET').length, 2, 'one request each, not retried');
+    } finally {
+      proxy.setRules([]);
+    }
+  });
+
   it('a CompleteMultipartUpload whose response was lost still completes', async () => {
     const { c, prefix } = open();
     proxy.setRules([{ match: (r) => r.method === 'POST' && r.url.includes('/packs/s3/x?uploadId='), fault: 'reset-after', times: 1 }]);
-    const upload = new MultipartUpload(c, 'packs/s3/x');
     const parts = [randomBytes(5 * MiB), randomBytes(1000)];
-    for (const p of parts) await upload.writePart(p);
-    await upload.complete();
+    await c.putObject('packs/s3/x', stream(parts));
     assert.equal(proxy.counts()['reset-after']! >= 1, true);
     assert.equal(sha256(await direct(prefix).getObject('packs/s3/x')), sha256(Buffer.concat(parts)));
   });

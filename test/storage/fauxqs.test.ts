@@ -5,4 +5,4 @@ import { startFauxqs } from '../helpers/servers.ts';
 import { storageConformance } from './conformance.ts';
 import { s3Harness } from './s3-options.ts';
 
-storageConformance('fauxqs', s3Harness(() => startFauxqs(), { listsUploads: 'always-empty', sortedListing: false }));
+storageConformance('fauxqs', s3Harness(() => startFauxqs(), { sweeps: 'always-empty', sortedListing: false }));

@@ -1,7 +1,7 @@
 // Storage options pointing the S3 backend at a test server: small list pages and delete batches so that the
 // conformance suite crosses page boundaries, short timeouts and a small retry budget so failures show fast.
 import { randomBytes } from 'node:crypto';
-import { openStorage, type StorageOptions } from '../../src/storage/index.ts';
+import { openStorage, S3Store, type StorageOptions } from '../../src/storage/index.ts';
 import type { S3Server } from '../helpers/servers.ts';
 import type { Harness } from './conformance.ts';
 
@@ -29,7 +29,7 @@ export function s3Options(
 /** A conformance harness on one S3 server: one bucket, and a fresh random prefix for each client. */
 export function s3Harness(
   startServer: () => Promise<S3Server>,
-  traits: Pick<Harness, 'listsUploads' | 'sortedListing' | 'rangeOfEmptyHangs'>,
+  traits: Pick<Harness, 'sweeps' | 'sortedListing' | 'rangeOfEmptyHangs'>,
   bucket = 'conformance',
 ): () => Promise<Harness> {
   return async () => {
@@ -38,6 +38,10 @@ export function s3Harness(
     return {
       ...traits,
       client: async () => openStorage(`s3://${bucket}/${randomBytes(6).toString('hex')}`, s3Options(server)),
+      backend: async () => {
+        const { s3 } = s3Options(server);
+        return new S3Store({ ...s3, bucket, prefix: randomBytes(6).toString('hex') });
+      },
       stop: () => server.stop(),
     };
   };

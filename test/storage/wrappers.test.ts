@@ -1,5 +1,6 @@
-// The limit and throttle wrappers and the multipart upload's bound on parts in flight, measured on the file
-// backend in a temp dir (real I/O, no server needed): peaks of concurrent requests, elapsed time under a rate.
+// The limit and throttle wrappers and a streamed write's bound on parts in flight, measured on the file backend
+// in a temp dir (real I/O, no server needed) and on fauxqs: peaks of concurrent requests, requests counted per
+// listing page, elapsed time under a rate.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -7,18 +8,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { StorageEvent } from '../../src/storage/client.ts';
-import { FileStore, LimitStore, MultipartUpload, openStorage, partSizeFor, TokenBucket } from '../../src/storage/index.ts';
+import { FileStore, LimitStore, listObjects, openStorage, partSizeFor, RetryStore, S3Store, ThrottleStore, TokenBucket, type StorageClient } from '../../src/storage/index.ts';
+import { startFauxqs } from '../helpers/servers.ts';
 import { StorageWrapper, type Call } from '../../src/storage/wrappers/wrapper.ts';
-import { sha256 } from './conformance.ts';
+import { collect, sha256, stream } from './conformance.ts';
+import { s3Options } from './s3-options.ts';
 
 const MiB = 1024 * 1024;
 
-/** Counts the calls of each operation in flight at once, and delays each a little so that they overlap. */
+/** Counts the part writes in flight at once, and delays each a little so that they overlap. */
 class PeakCounter extends StorageWrapper {
   active = 0;
   peak = 0;
   protected override async around<T>(call: Call, fn: () => Promise<T>): Promise<T> {
-    if (!call.op.startsWith('upload part')) return fn();
+    if (!/part \d+ of$/.test(call.op)) return fn();
     this.peak = Math.max(this.peak, ++this.active);
     try {
       await new Promise((r) => setTimeout(r, 20));
@@ -28,6 +31,16 @@ class PeakCounter extends StorageWrapper {
     }
   }
 }
+
+/** Counts the requests it sees, by operation. */
+class RequestCounter extends StorageWrapper {
+  readonly counts = new Map<string, number>();
+  protected override around<T>(call: Call, fn: () => Promise<T>): Promise<T> {
+    this.counts.set(call.op, (this.counts.get(call.op) ?? 0) + 1);
+    return fn();
+  }
+}
+
 
 describe('storage wrappers', () => {
   let root: string;
@@ -81,30 +94,49 @@ describe('storage wrappers', () => {
     assert.equal(bucket.take(10), 100);
   });
 
-  it('a multipart upload keeps at most partsInFlight parts in flight and resolves each write once its part is stored', async () => {
-    const counter = new PeakCounter(new FileStore(join(root, 'parts')));
-    const upload = new MultipartUpload(counter, 'big', { partsInFlight: 2 });
-    const parts = Array.from({ length: 6 }, () => randomBytes(5 * MiB));
-    const order: number[] = [];
-    await Promise.all(parts.map((p, i) => upload.writePart(p).then(() => order.push(i))));
-    assert.equal(counter.peak, 2);
-    assert.equal(order.length, 6);
-    await upload.complete();
-    assert.equal(sha256(await counter.getObject('big')), sha256(Buffer.concat(parts)));
+  it('a streamed write keeps at most partsInFlight parts in flight', async () => {
+    const server = await startFauxqs();
+    try {
+      await server.createBucket('parts');
+      const { s3 } = s3Options(server);
+      const counter = new PeakCounter(new S3Store({ ...s3, bucket: 'parts' }));
+      const parts = Array.from({ length: 6 }, () => randomBytes(5 * MiB));
+      assert.equal(await counter.putObject('big', stream(parts), { partsInFlight: 2 }), 6 * 5 * MiB);
+      assert.equal(counter.peak, 2);
+      assert.equal(sha256(await counter.getObject('big')), sha256(Buffer.concat(parts)));
+      await counter.close();
+    } finally {
+      await server.stop();
+    }
   });
 
-  it('an external AbortSignal cancels an upload and aborts it', async () => {
+  it('a listing of 50 keys in pages of 10 is 5 requests: 5 slots of the limit, 5 charges of the throttle', async () => {
+    const backend = new FileStore(join(root, 'pages'), undefined, { listPageSize: 10 });
+    for (let i = 0; i < 50; i++) await backend.putIfAbsent(`k/${String(i).padStart(2, '0')}`, Buffer.from('x'));
+    // The stack's order (stack.ts), with a counter at the limit's place and one on the wire.
+    const wire = new RequestCounter(backend);
+    const limited = new LimitStore(wire, 2);
+    const atLimit = new RequestCounter(limited);
+    const throttled = new ThrottleStore(atLimit, { requestsPerSecond: 1000 });
+    const c: StorageClient = new RetryStore(throttled);
+    const listed = await collect(listObjects(c, 'k/'));
+    assert.equal(listed.length, 50);
+    assert.equal(wire.counts.get('list'), 5, 'requests on the wire');
+    assert.equal(atLimit.counts.get('list'), 5, 'requests through the limit and the throttle');
+    assert.equal(limited.peak, 1);
+  });
+
+  it('an external AbortSignal cancels a streamed write and leaves nothing behind', async () => {
     const c = openStorage(`file://${root}/signal`);
     const controller = new AbortController();
-    const upload = new MultipartUpload(c, 'big', { signal: controller.signal });
-    await upload.writePart(randomBytes(5 * MiB));
-    const pending = upload.writePart(randomBytes(5 * MiB));
-    controller.abort(new Error('operator pressed ^C'));
-    await assert.rejects(pending, { code: 'ABORTED' });
-    await assert.rejects(upload.complete(), { code: 'ABORTED' });
-    const left = [];
-    for await (const u of c.listMultipartUploads('')) left.push(u);
-    assert.deepEqual(left, []);
+    async function* parts(): AsyncGenerator<Uint8Array> {
+      yield randomBytes(5 * MiB);
+      controller.abort(new Error('operator pressed ^C'));
+      yield randomBytes(5 * MiB);
+    }
+    await assert.rejects(c.putObject('big', parts(), { signal: controller.signal }), { code: 'ABORTED' });
+    assert.deepEqual(await c.sweepIncomplete!('', 0), []);
+    assert.deepEqual(await collect(listObjects(c, '')), []);
   });
 
   it('part size grows with the expected size so that no upload needs more than 10,000 parts', () => {

@@ -1,26 +1,40 @@
 // FileStore: objects as files under a root directory (a local disk, NFS, an external disk). It keeps the same
 // promises as a bucket: a reader never sees half an object (every write goes to a temp file that is fsynced,
 // then renamed or linked into place), putIfAbsent is atomic (link(2) fails if the name exists), and a missing
-// key is NOT_FOUND. Temp files and unfinished multipart uploads live in two reserved directories at the root.
-import { createHash, randomBytes } from 'node:crypto';
+// key is NOT_FOUND. Temp files live in a reserved directory at the root; a killed process leaves its temp file
+// there, for sweepIncomplete. Each write, read, listing page and delete batch is one request to the wrappers'
+// hook (client.ts), so limits, throttling and retries apply here as they do to a bucket.
+import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { storageDefaults } from '../../config/defaults.ts';
 import { PagevaultError, StorageError, UsageError } from '../../errors.ts';
-import type {
-  CallOptions,
-  CompletedPart,
-  ObjectInfo,
-  PendingUpload,
-  ReadRangeOptions,
-  ListOptions,
-  StorageClient,
-  UploadPartOptions,
+import {
+  request,
+  type Call,
+  type CallOptions,
+  type IncompleteWrite,
+  type ListPage,
+  type ListPageOptions,
+  type ObjectBody,
+  type ObjectInfo,
+  type PutOptions,
+  type ReadRangeOptions,
+  type StorageClient,
 } from '../client.ts';
 import { abortedError, checkKey, checkRange, rangePastEnd, storageError } from '../errors.ts';
+import { isStream, PartRules, stopBody } from '../parts.ts';
+import { raceAbort } from '../../util/abort.ts';
 
 const tmpDirName = '.pagevault-tmp';
+// The multipart upload directory of earlier versions: still reserved, so that no key lands in it.
 const uploadsDirName = '.pagevault-uploads';
 const reserved = new Set([tmpDirName, uploadsDirName]);
+
+export interface FileStoreOptions {
+  /** Keys per listPage(); default storageDefaults.listPageSize. */
+  listPageSize?: number;
+}
 
 function code(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
@@ -39,11 +53,20 @@ const sliceBytes = 1 << 20;
 export class FileStore implements StorageClient {
   readonly url: string;
   readonly #root: string;
+  readonly #pageSize: number;
 
   /** `root` is an absolute directory; it is created on the first write. `url` is what logs show. */
-  constructor(root: string, url = `file://${root}`) {
+  constructor(root: string, url = `file://${root}`, options: FileStoreOptions = {}) {
     this.#root = root;
     this.url = url;
+    this.#pageSize = options.listPageSize ?? storageDefaults.listPageSize;
+    if (!Number.isSafeInteger(this.#pageSize) || this.#pageSize < 1) {
+      throw new UsageError('BAD_OPTION', `listPageSize must be a positive integer, got ${this.#pageSize}`);
+    }
+  }
+
+  #request<T>(options: CallOptions | undefined, call: Omit<Call, 'signal'>, fn: () => Promise<T>): Promise<T> {
+    return request(options, { ...call, signal: options?.signal }, fn);
   }
 
   #path(key: string): string {
@@ -59,18 +82,19 @@ export class FileStore implements StorageClient {
     return join(dir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
   }
 
-  /** Writes `chunks` to a new temp file and fsyncs it; returns its path. `signal` stops it (the file is removed). */
-  async #writeTemp(chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, signal: AbortSignal | undefined, what: string): Promise<string> {
+  /** Creates a new temp file; `fill` writes it (through `handle` and `write`), then it is fsynced. */
+  async #writeTemp(signal: AbortSignal | undefined, what: string, fill: (write: (data: Uint8Array, at: number) => Promise<void>) => Promise<void>): Promise<string> {
     const tmp = await this.#tempFile();
     const handle = await fs.open(tmp, 'wx');
     try {
-      for await (const chunk of chunks) {
-        let done = 0;
-        while (done < chunk.length) {
+      // Positional writes, a slice at a time: a retried write rewrites the same bytes, and an abort stops it
+      // within one slice.
+      await fill(async (data, at) => {
+        for (let done = 0; done < data.length; ) {
           check(signal, what);
-          done += (await handle.write(chunk, done, Math.min(sliceBytes, chunk.length - done))).bytesWritten;
+          done += (await handle.write(data, done, Math.min(sliceBytes, data.length - done), at + done)).bytesWritten;
         }
-      }
+      });
       check(signal, what);
       await handle.sync();
     } catch (err) {
@@ -123,38 +147,102 @@ export class FileStore implements StorageClient {
     throw storageError('REJECTED', `${op} ${key}: ${(err as Error).message}`, err);
   }
 
+  async putObject(key: string, body: ObjectBody, options?: PutOptions): Promise<number> {
+    const target = this.#path(key);
+    const signal = options?.signal;
+    const what = `write ${key}`;
+    check(signal, what);
+    if (!isStream(body)) {
+      await this.#request(options, { op: 'put', key, up: body.length }, async () => {
+        try {
+          await this.#publish(await this.#writeTemp(signal, what, (write) => write(body, 0)), target, false, key);
+        } catch (err) {
+          this.#fail('put', key, err, signal);
+        }
+      });
+      options?.onEvent?.({ type: 'part', key, partNumber: 1, bytes: body.length });
+      return body.length;
+    }
+    const rules = new PartRules(key);
+    const it = body[Symbol.asyncIterator]();
+    let size = 0;
+    let tmp: string | undefined;
+    try {
+      tmp = await this.#writeTemp(signal, what, async (write) => {
+        for (;;) {
+          const next = await raceAbort(it.next(), signal, what);
+          if (next.done) return;
+          const data = next.value;
+          try {
+            const partNumber = rules.next(data);
+            await this.#request(options, { op: `write part ${partNumber} of`, key, up: data.length }, () => write(data, size).catch((err) => this.#fail(what, key, err, signal)));
+            size += data.length;
+            options?.onEvent?.({ type: 'part', key, partNumber, bytes: data.length });
+          } finally {
+            options?.release?.(data);
+          }
+        }
+      });
+      const written = tmp;
+      await this.#request(options, { op: 'complete', key }, () => this.#publish(written, target, false, key).catch((err) => this.#fail(what, key, err, signal)));
+      return size;
+    } catch (err) {
+      stopBody(it);
+      if (tmp !== undefined) await fs.rm(tmp, { force: true });
+      options?.onEvent?.({ type: 'aborted-upload', key, supported: true });
+      this.#fail('write', key, err, signal);
+    }
+  }
+
+  /**
+   * A create whose response was lost and that is retried finds its own file: with the same bytes, it is taken
+   * for ours (a manifest's or config's bytes name what they are, so another writer's equal bytes are the same
+   * object).
+   */
   async putIfAbsent(key: string, body: Uint8Array, options?: CallOptions): Promise<void> {
     const target = this.#path(key);
-    check(options?.signal, `put ${key}`);
-    try {
-      const existing = await fs.stat(target).catch(() => undefined);
-      if (existing?.isDirectory()) throw this.#pathConflict(key, key);
-      if (existing) throw storageError('ALREADY_EXISTS', `put ${key}: an object already exists there in ${this.url}`);
-      const tmp = await this.#writeTemp([body], options?.signal, `put ${key}`);
-      await this.#publish(tmp, target, true, key);
-    } catch (err) {
-      if (code(err) === 'EEXIST') {
-        if ((await fs.stat(target).catch(() => undefined))?.isDirectory()) throw this.#pathConflict(key, key);
-        throw storageError('ALREADY_EXISTS', `put ${key}: an object already exists there in ${this.url}`, err);
+    const signal = options?.signal;
+    check(signal, `put ${key}`);
+    let attempt = 0;
+    const exists = async (cause?: unknown): Promise<void> => {
+      if ((await fs.stat(target).catch(() => undefined))?.isDirectory()) throw this.#pathConflict(key, key);
+      if (attempt > 1 && (await sameBytes(target, body))) return;
+      throw storageError('ALREADY_EXISTS', `put ${key}: an object already exists there in ${this.url}`, cause);
+    };
+    await this.#request(options, { op: 'create', key, up: body.length }, async () => {
+      attempt++;
+      try {
+        if (await fs.stat(target).catch(() => undefined)) return await exists();
+        const tmp = await this.#writeTemp(signal, `put ${key}`, (write) => write(body, 0));
+        await this.#publish(tmp, target, true, key);
+      } catch (err) {
+        if (code(err) === 'EEXIST') return await exists(err);
+        this.#fail('put', key, err, signal);
       }
-      this.#fail('put', key, err, options?.signal);
-    }
+    });
   }
 
   async getObject(key: string, options?: CallOptions): Promise<Buffer> {
     const path = this.#path(key);
-    check(options?.signal, `get ${key}`);
-    try {
-      return await fs.readFile(path, { signal: options?.signal });
-    } catch (err) {
-      this.#fail('get', key, err, options?.signal);
-    }
+    const signal = options?.signal;
+    check(signal, `get ${key}`);
+    return this.#request(options, { op: 'get', key, unsized: true }, async () => {
+      try {
+        return await fs.readFile(path, { signal });
+      } catch (err) {
+        this.#fail('get', key, err, signal);
+      }
+    });
   }
 
   async readRange(key: string, offset: number, length: number, options?: ReadRangeOptions): Promise<Buffer> {
     const path = this.#path(key);
     checkRange(key, offset, length, options?.into);
     check(options?.signal, `read ${key}`);
+    return this.#request(options, { op: 'read', key, down: length }, () => this.#readRange(key, path, offset, length, options));
+  }
+
+  async #readRange(key: string, path: string, offset: number, length: number, options: ReadRangeOptions | undefined): Promise<Buffer> {
     let handle: fs.FileHandle | undefined;
     try {
       handle = await fs.open(path, 'r');
@@ -179,30 +267,41 @@ export class FileStore implements StorageClient {
   async head(key: string, options?: CallOptions): Promise<ObjectInfo> {
     const path = this.#path(key);
     check(options?.signal, `head ${key}`);
-    try {
-      const st = await fs.stat(path);
-      if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
-      return { key, size: st.size, lastModified: st.mtime };
-    } catch (err) {
-      this.#fail('head', key, err);
-    }
+    return this.#request(options, { op: 'head', key }, async () => {
+      try {
+        const st = await fs.stat(path);
+        if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+        return { key, size: st.size, lastModified: st.mtime };
+      } catch (err) {
+        this.#fail('head', key, err);
+      }
+    });
   }
 
-  async *list(prefix: string, options?: ListOptions): AsyncIterable<ObjectInfo> {
+  /** The cursor is the last key of the previous page: a page is the next keys in byte order after it. */
+  async listPage(prefix: string, options?: ListPageOptions): Promise<ListPage> {
     // Start at the deepest directory the prefix names in full; filter the rest by name.
     const slash = prefix.lastIndexOf('/');
     const dirKey = slash < 0 ? '' : prefix.slice(0, slash + 1);
     if (dirKey !== '') checkKey(dirKey.slice(0, -1));
-    const startAfter = options?.startAfter;
-    for await (const info of this.#walk(dirKey, options?.signal)) {
-      if (!info.key.startsWith(prefix)) continue;
-      if (startAfter !== undefined && Buffer.compare(Buffer.from(info.key), Buffer.from(startAfter)) <= 0) continue;
-      yield info;
-    }
+    const after = options?.cursor ?? options?.startAfter;
+    return this.#request(options, { op: 'list', key: prefix }, async () => {
+      const objects: ObjectInfo[] = [];
+      for await (const info of this.#walk(dirKey, after, options?.signal)) {
+        if (!info.key.startsWith(prefix)) continue;
+        if (after !== undefined && byteOrder(info.key, after) <= 0) continue;
+        if (objects.length === this.#pageSize) return { objects, next: objects.at(-1)!.key };
+        objects.push(info);
+      }
+      return { objects };
+    });
   }
 
-  /** Files under the directory of `dirKey` ('' or ending in '/'), in ascending byte order of their keys. */
-  async *#walk(dirKey: string, signal: AbortSignal | undefined): AsyncGenerator<ObjectInfo> {
+  /**
+   * Files under the directory of `dirKey` ('' or ending in '/'), in ascending byte order of their keys,
+   * skipping directories whose keys all sort at or before `after`.
+   */
+  async *#walk(dirKey: string, after: string | undefined, signal: AbortSignal | undefined): AsyncGenerator<ObjectInfo> {
     check(signal, `list ${dirKey}`);
     let entries;
     try {
@@ -219,9 +318,11 @@ export class FileStore implements StorageClient {
     for (const { entry } of named) {
       const key = dirKey + entry.name;
       if (entry.isDirectory()) {
-        yield* this.#walk(`${key}/`, signal);
+        const dir = `${key}/`;
+        if (after === undefined || after.startsWith(dir) || byteOrder(dir, after) > 0) yield* this.#walk(dir, after, signal);
         continue;
       }
+      if (after !== undefined && byteOrder(key, after) <= 0) continue;
       try {
         const st = await fs.stat(join(this.#root, ...key.split('/')));
         yield { key, size: st.size, lastModified: st.mtime };
@@ -233,8 +334,16 @@ export class FileStore implements StorageClient {
 
   async deleteMany(keys: readonly string[], options?: CallOptions): Promise<void> {
     const paths = keys.map((k) => this.#path(k));
+    const batch = storageDefaults.deleteBatchSize;
+    for (let i = 0; i < paths.length; i += batch) {
+      const what = keys.length - i === 1 ? keys[i]! : `${keys[i]!} (and ${Math.min(batch, keys.length - i) - 1} more)`;
+      await this.#request(options, { op: 'delete', key: what }, () => this.#delete(keys.slice(i, i + batch), paths.slice(i, i + batch), options?.signal));
+    }
+  }
+
+  async #delete(keys: readonly string[], paths: readonly string[], signal: AbortSignal | undefined): Promise<void> {
     for (const [i, path] of paths.entries()) {
-      check(options?.signal, `delete ${keys[i]}`);
+      check(signal, `delete ${keys[i]}`);
       try {
         await fs.unlink(path);
       } catch (err) {
@@ -252,109 +361,35 @@ export class FileStore implements StorageClient {
     }
   }
 
-  #uploadDir(uploadId: string): string {
-    if (!/^[0-9a-f]{32}$/.test(uploadId)) throw storageError('NOT_FOUND', `no multipart upload ${uploadId} in ${this.url}`);
-    return join(this.#root, uploadsDirName, uploadId);
-  }
-
-  async #openUpload(key: string, uploadId: string, op: string): Promise<string> {
-    const dir = this.#uploadDir(uploadId);
-    const stored = await fs.readFile(join(dir, 'key'), 'utf8').catch(() => undefined);
-    if (stored !== key) throw storageError('NOT_FOUND', `${op} ${key}: no multipart upload ${uploadId} for this key in ${this.url}`);
-    return dir;
-  }
-
-  async createMultipartUpload(key: string, options?: CallOptions): Promise<string> {
-    this.#path(key);
-    check(options?.signal, `start upload ${key}`);
-    const uploadId = randomBytes(16).toString('hex');
-    const dir = this.#uploadDir(uploadId);
-    try {
-      await fs.mkdir(dir, { recursive: true });
-      await fs.writeFile(join(dir, 'key'), key);
-    } catch (err) {
-      this.#fail('start upload', key, err);
-    }
-    return uploadId;
-  }
-
-  async uploadPart(key: string, uploadId: string, partNumber: number, data: Uint8Array, options: UploadPartOptions): Promise<string> {
-    check(options.signal, `upload part ${partNumber} of ${key}`);
-    const dir = await this.#openUpload(key, uploadId, `upload part ${partNumber} of`);
-    const digest = createHash('md5').update(data).digest();
-    if (digest.toString('base64') !== options.md5) {
-      throw storageError('BAD_DIGEST', `upload part ${partNumber} of ${key}: the part does not match its Content-MD5`);
-    }
-    const etag = digest.toString('hex');
-    try {
-      const tmp = await this.#writeTemp([data], options.signal, `upload part ${partNumber} of ${key}`);
-      await fs.rename(tmp, join(dir, `${partNumber}-${etag}`));
-      for (const name of await fs.readdir(dir)) {
-        if (name.startsWith(`${partNumber}-`) && name !== `${partNumber}-${etag}`) await fs.rm(join(dir, name), { force: true });
+  /** Removes temp files older than `olderThanMs`, whatever their key (a temp file does not record it). */
+  async sweepIncomplete(_prefix: string, olderThanMs: number, options?: CallOptions): Promise<IncompleteWrite[]> {
+    const dir = join(this.#root, tmpDirName);
+    const cutoff = Date.now() - olderThanMs;
+    return this.#request(options, { op: 'sweep', key: tmpDirName }, async () => {
+      check(options?.signal, 'sweep temp files');
+      const names = await fs.readdir(dir).catch((err) => (code(err) === 'ENOENT' ? [] : this.#fail('sweep', tmpDirName, err)));
+      const swept: IncompleteWrite[] = [];
+      for (const name of names) {
+        const st = await fs.stat(join(dir, name)).catch(() => undefined);
+        if (!st || st.mtimeMs > cutoff) continue;
+        await fs.rm(join(dir, name), { force: true });
+        swept.push({ started: st.mtime });
       }
-    } catch (err) {
-      this.#fail(`upload part ${partNumber} of`, key, err, options.signal);
-    }
-    return etag;
-  }
-
-  async completeMultipartUpload(key: string, uploadId: string, parts: readonly CompletedPart[], options?: CallOptions): Promise<void> {
-    const target = this.#path(key);
-    check(options?.signal, `complete upload ${key}`);
-    const dir = await this.#openUpload(key, uploadId, 'complete upload');
-    const files = parts.map((p) => join(dir, `${p.partNumber}-${p.etag}`));
-    try {
-      for (const [i, f] of files.entries()) {
-        await fs.access(f).catch((err) => {
-          throw storageError('REJECTED', `complete upload ${key}: part ${parts[i]!.partNumber} with etag ${parts[i]!.etag} was not uploaded`, err);
-        });
-      }
-      const tmp = await this.#writeTemp(readFiles(files), options?.signal, `complete upload ${key}`);
-      await this.#publish(tmp, target, false, key);
-      await fs.rm(dir, { recursive: true, force: true });
-    } catch (err) {
-      this.#fail('complete upload', key, err, options?.signal);
-    }
-  }
-
-  async abortMultipartUpload(key: string, uploadId: string, options?: CallOptions): Promise<void> {
-    check(options?.signal, `abort upload ${key}`);
-    let dir;
-    try {
-      dir = await this.#openUpload(key, uploadId, 'abort upload');
-    } catch {
-      return; // unknown or already gone: nothing to do
-    }
-    await fs.rm(dir, { recursive: true, force: true });
-  }
-
-  async *listMultipartUploads(prefix: string, options?: CallOptions): AsyncIterable<PendingUpload> {
-    check(options?.signal, `list uploads ${prefix}`);
-    const root = join(this.#root, uploadsDirName);
-    const ids = await fs.readdir(root).catch((err) => (code(err) === 'ENOENT' ? [] : Promise.reject(err)));
-    const found: PendingUpload[] = [];
-    for (const uploadId of ids) {
-      const key = await fs.readFile(join(root, uploadId, 'key'), 'utf8').catch(() => undefined);
-      if (key === undefined || !key.startsWith(prefix)) continue;
-      const st = await fs.stat(join(root, uploadId));
-      found.push({ key, uploadId, initiated: st.mtime });
-    }
-    found.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)) || a.uploadId.localeCompare(b.uploadId));
-    yield* found;
+      return swept;
+    });
   }
 
   async close(): Promise<void> {}
 }
 
-async function* readFiles(paths: readonly string[]): AsyncGenerator<Buffer> {
-  for (const path of paths) {
-    const handle = await fs.open(path, 'r');
-    try {
-      for await (const chunk of handle.createReadStream({ highWaterMark: 1 << 20, autoClose: false })) yield chunk as Buffer;
-    } finally {
-      await handle.close();
-    }
-  }
+function byteOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** True if the file at `path` holds exactly `body`. */
+async function sameBytes(path: string, body: Uint8Array): Promise<boolean> {
+  const existing = await fs.readFile(path).catch(() => undefined);
+  return existing !== undefined && Buffer.compare(existing, body) === 0;
 }
 
 /** link(2) is atomic and fails if the name exists. Filesystems without hard links fall back to check-then-rename. */

@@ -2,11 +2,13 @@
 // come only from the SDK's default provider chain (env, shared profile, SSO, web identity, instance metadata),
 // unless a library caller passes its own SDK credential provider. The SDK's own retries are off (maxAttempts 1):
 // retries are the retry wrapper's job, so that a part is resent from its buffer and one budget bounds the time.
+// Every request goes through the wrappers' hook (client.ts, `around`), one request at a time.
 //
-// We do not use @aws-sdk/lib-storage's Upload here: it copies the body into parts it allocates itself, while
-// pagevault fills parts from a bounded pool of reusable buffers and retries a part from the same buffer
-// (see ../upload.ts). lib-storage is the baseline the storage benchmark compares against.
-import { createHash } from 'node:crypto';
+// Streamed bodies go through our own multipart engine (multipart.ts), not @aws-sdk/lib-storage's Upload: Upload
+// copies the caller's buffers into parts of its own (so a pool of reusable buffers no longer bounds memory),
+// sends no Content-MD5, and fails the whole upload on one failed part when the SDK's retries are off. The
+// measurements are in docs/DESIGN.md ("Multipart engine"); bench/storage.ts compares the two in one run.
+import { createHash, randomBytes } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
@@ -17,6 +19,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  type HeadObjectCommandOutput,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -33,19 +36,24 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { AwsCredentialIdentityProvider, Command } from '@smithy/types';
 import { storageDefaults } from '../../config/defaults.ts';
 import { PagevaultError, UsageError } from '../../errors.ts';
-import type {
-  CallOptions,
-  CompletedPart,
-  ListOptions,
-  ObjectInfo,
-  PendingUpload,
-  ReadRangeOptions,
-  StorageClient,
-  StorageErrorCode,
-  UploadPartOptions,
+import {
+  request,
+  type Call,
+  type CallOptions,
+  type IncompleteWrite,
+  type ListPage,
+  type ListPageOptions,
+  type ObjectBody,
+  type ObjectInfo,
+  type PutOptions,
+  type ReadRangeOptions,
+  type StorageClient,
+  type StorageErrorCode,
 } from '../client.ts';
-import { abortedError, checkKey, checkRange, rangePastEnd, storageError } from '../errors.ts';
+import { abortedError, checkKey, checkRange, hasCode, rangePastEnd, storageError } from '../errors.ts';
+import { isStream } from '../parts.ts';
 import { raceAbort } from '../../util/abort.ts';
+import { uploadMultipart, type CompletedPart, type MultipartRequests } from './multipart.ts';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -251,52 +259,172 @@ export class S3Store implements StorageClient {
     }
   }
 
-  async putIfAbsent(key: string, body: Uint8Array, options?: CallOptions): Promise<void> {
+  /** Runs one request through the wrappers' hook; `fn` must be repeatable (a retry calls it again). */
+  #request<T>(options: CallOptions | undefined, call: Omit<Call, 'signal'>, fn: () => Promise<T>): Promise<T> {
+    return request(options, { ...call, signal: options?.signal }, fn);
+  }
+
+  async putObject(key: string, body: ObjectBody, options?: PutOptions): Promise<number> {
     const Key = this.#key(key);
     const signal = options?.signal;
-    if (this.#options.checkBeforeCreate !== false) {
-      const exists = await this.head(key, options).then(
-        () => true,
-        (err) => (err instanceof PagevaultError && err.code === 'NOT_FOUND' ? false : Promise.reject(err)),
-      );
-      if (exists) throw storageError('ALREADY_EXISTS', `put ${key} in ${this.url}: an object already exists there`);
+    if (isStream(body)) return uploadMultipart(key, body, this.#multipart(Key, key, options), options);
+    if (body.length > storageDefaults.partSize) {
+      // One large buffer: its slices are the parts, without a copy.
+      const partSize = storageDefaults.partSize;
+      const slices = async function* (): AsyncGenerator<Uint8Array> {
+        for (let at = 0; at < body.length; at += partSize) yield body.subarray(at, at + partSize);
+      };
+      return uploadMultipart(key, slices(), this.#multipart(Key, key, options), { ...options, release: () => {} });
     }
+    await this.#putOnce(Key, key, body, {}, options);
+    options?.onEvent?.({ type: 'part', key, partNumber: 1, bytes: body.length });
+    return body.length;
+  }
+
+  /** One PutObject with Content-MD5, checked against the returned entity tag. */
+  async #putOnce(Key: string, key: string, body: Uint8Array, extra: { IfNoneMatch?: string; Metadata?: Record<string, string> }, options: CallOptions | undefined): Promise<void> {
     const digest = md5(body);
-    let etag: string | undefined;
-    try {
-      const out = await this.#send(
-        new PutObjectCommand({
-          Bucket: this.#bucket,
-          Key,
-          Body: body,
-          ContentLength: body.length,
-          ContentMD5: digest.toString('base64'),
-          IfNoneMatch: '*',
-          ...this.#encryption(),
-        }),
-        signal,
-      );
-      etag = unquote(out.ETag);
-    } catch (err) {
-      if (classifyS3Error(err) === 'ALREADY_EXISTS') {
-        throw storageError('ALREADY_EXISTS', `put ${key} in ${this.url}: an object already exists there`, err);
+    const signal = options?.signal;
+    const out = await this.#request(options, { op: 'put', key, up: body.length }, async () => {
+      try {
+        return await this.#send(
+          new PutObjectCommand({ Bucket: this.#bucket, Key, Body: body, ContentLength: body.length, ContentMD5: digest.toString('base64'), ...extra, ...this.#encryption() }),
+          signal,
+        );
+      } catch (err) {
+        if (extra.IfNoneMatch && classifyS3Error(err) === 'ALREADY_EXISTS') throw this.#exists(key, err);
+        this.#fail('put', key, err, signal);
       }
-      this.#fail('put', key, err, signal);
-    }
-    this.#checkEtag(`put ${key} in ${this.url}`, etag, digest);
+    });
+    this.#checkEtag(`put ${key} in ${this.url}`, unquote(out.ETag), digest);
+  }
+
+  #exists(key: string, cause?: unknown): Error {
+    return storageError('ALREADY_EXISTS', `put ${key} in ${this.url}: an object already exists there`, cause);
+  }
+
+  /** The requests of a multipart upload of `key`, each through the hook; the upload carries a write token. */
+  #multipart(Key: string, key: string, options: PutOptions | undefined): MultipartRequests {
+    const Bucket = this.#bucket;
+    const token = writeToken();
+    return {
+      create: () =>
+        this.#request(options, { op: 'start upload', key }, async () => {
+          try {
+            const out = await this.#send(new CreateMultipartUploadCommand({ Bucket, Key, Metadata: { [tokenName]: token }, ...this.#encryption() }), undefined);
+            if (!out.UploadId) throw storageError('REJECTED', `start upload ${key} in ${this.url}: the server returned no upload id`);
+            return out.UploadId;
+          } catch (err) {
+            this.#fail('start upload', key, err);
+          }
+        }),
+      part: (UploadId, PartNumber, data, ContentMD5, signal) => {
+        const what = `upload part ${PartNumber} of`;
+        return this.#request({ ...options, signal }, { op: what, key, up: data.length }, async () => {
+          let etag: string | undefined;
+          try {
+            const out = await this.#send(
+              new UploadPartCommand({ Bucket, Key, UploadId, PartNumber, Body: data, ContentLength: data.length, ContentMD5 }),
+              signal,
+            );
+            etag = unquote(out.ETag);
+          } catch (err) {
+            this.#fail(what, key, err, signal);
+          }
+          if (!etag) throw storageError('REJECTED', `${what} ${key} in ${this.url}: the server returned no etag`);
+          this.#checkEtag(`${what} ${key} in ${this.url}`, etag, Buffer.from(ContentMD5, 'base64'));
+          return etag;
+        });
+      },
+      complete: (UploadId, parts, signal) => {
+        let attempt = 0;
+        return this.#request({ ...options, signal }, { op: 'complete upload', key }, async () => {
+          attempt++;
+          try {
+            await this.#send(
+              new CompleteMultipartUploadCommand({
+                Bucket,
+                Key,
+                UploadId,
+                MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })) },
+              }),
+              signal,
+            );
+          } catch (err) {
+            // A retried completion whose first response was lost finds no upload: done if the object is ours.
+            if (attempt > 1 && classifyS3Error(err) === 'NOT_FOUND' && (await this.#writtenBy(Key, key, token, signal))) return;
+            this.#fail('complete upload', key, err, signal);
+          }
+        });
+      },
+      abort: (UploadId, signal) => this.#abortUpload(Key, key, UploadId, { ...options, signal }),
+      empty: (signal) => this.#putOnce(Key, key, new Uint8Array(0), {}, { ...options, ...(signal ? { signal } : {}) }),
+    };
+  }
+
+  #abortUpload(Key: string, key: string, UploadId: string, options: CallOptions): Promise<void> {
+    return this.#request(options, { op: 'abort upload', key }, async () => {
+      try {
+        await this.#send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key, UploadId }), options.signal);
+      } catch (err) {
+        if (classifyS3Error(err) === 'NOT_FOUND') return; // already aborted or completed
+        this.#fail('abort upload', key, err, options.signal);
+      }
+    });
+  }
+
+  /**
+   * True if the object at `key` carries `token`: it is the write that token was made for. Called from inside a
+   * request the hook already runs, so its HEAD goes straight to the server (through the hook it would wait for
+   * a second slot of the limit while holding one).
+   */
+  async #writtenBy(Key: string, key: string, token: string, signal: AbortSignal | undefined): Promise<boolean> {
+    const out = await this.#headObject(Key, key, { ...(signal ? { signal } : {}) }).catch((err) => (hasCode(err, 'NOT_FOUND') ? undefined : Promise.reject(err)));
+    return out?.Metadata?.[tokenName] === token;
+  }
+
+  async putIfAbsent(key: string, body: Uint8Array, options?: CallOptions): Promise<void> {
+    const Key = this.#key(key);
+    // The token tells our own earlier write apart from another's when a retried create finds the key taken:
+    // the entity tag cannot (it is not the MD5 under SSE-KMS, nor for every server).
+    // A create is one request to the wrappers: its HEADs and its PUT go to the server within one slot.
+    const token = writeToken();
+    const signal = options?.signal;
+    let attempt = 0;
+    const ours = async (cause?: unknown): Promise<void> => {
+      if (attempt > 1 && (await this.#writtenBy(Key, key, token, signal))) return;
+      throw this.#exists(key, cause);
+    };
+    await this.#request(options, { op: 'create', key, up: body.length }, async () => {
+      attempt++;
+      if (this.#options.checkBeforeCreate !== false) {
+        const existing = await this.#headObject(Key, key, { ...(signal ? { signal } : {}) }).catch((err) =>
+          hasCode(err, 'NOT_FOUND') ? undefined : Promise.reject(err),
+        );
+        if (existing) return ours();
+      }
+      try {
+        await this.#putOnce(Key, key, body, { IfNoneMatch: '*', Metadata: { [tokenName]: token } }, { ...(signal ? { signal } : {}) });
+      } catch (err) {
+        if (!hasCode(err, 'ALREADY_EXISTS')) throw err;
+        await ours(err);
+      }
+    });
   }
 
   async getObject(key: string, options?: CallOptions): Promise<Buffer> {
     const Key = this.#key(key);
     const signal = options?.signal;
-    try {
-      const out = await this.#send(new GetObjectCommand({ Bucket: this.#bucket, Key }), signal);
-      const size = out.ContentLength;
-      if (size === undefined) return Buffer.from(await raceAbort(out.Body!.transformToByteArray(), signal, `get ${key}`));
-      return await this.#readBody(out.Body as Readable, Buffer.allocUnsafe(size), `get ${key}`, signal);
-    } catch (err) {
-      this.#fail('get', key, err, signal);
-    }
+    return this.#request(options, { op: 'get', key, unsized: true }, async () => {
+      try {
+        const out = await this.#send(new GetObjectCommand({ Bucket: this.#bucket, Key }), signal);
+        const size = out.ContentLength;
+        if (size === undefined) return Buffer.from(await raceAbort(out.Body!.transformToByteArray(), signal, `get ${key}`));
+        return await this.#readBody(out.Body as Readable, Buffer.allocUnsafe(size), `get ${key}`, signal);
+      } catch (err) {
+        this.#fail('get', key, err, signal);
+      }
+    });
   }
 
   /**
@@ -345,105 +473,114 @@ export class S3Store implements StorageClient {
     checkRange(key, offset, length, options?.into);
     const signal = options?.signal;
     const target = options?.into ? options.into.subarray(0, length) : Buffer.allocUnsafe(length);
-    try {
-      const out = await this.#send(
-        new GetObjectCommand({ Bucket: this.#bucket, Key, Range: `bytes=${offset}-${offset + length - 1}` }),
-        signal,
-      );
-      const body = out.Body as Readable;
-      const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(out.ContentRange ?? '');
-      if (!range) {
-        // The server ignored Range and sent the whole object: skip to the offset.
-        body.destroy();
-        const whole = await this.getObject(key, options);
-        if (offset + length > whole.length) throw rangePastEnd(key, offset, length, whole.length);
-        whole.copy(target, 0, offset, offset + length);
-        return target;
+    return this.#request(options, { op: 'read', key, down: length }, async () => {
+      try {
+        const out = await this.#send(
+          new GetObjectCommand({ Bucket: this.#bucket, Key, Range: `bytes=${offset}-${offset + length - 1}` }),
+          signal,
+        );
+        const body = out.Body as Readable;
+        const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(out.ContentRange ?? '');
+        if (!range) {
+          // The server ignored Range and is sending the whole object, which may be gigabytes: refuse it.
+          body.destroy();
+          const size = out.ContentLength;
+          if (size !== undefined && offset + length > size) throw rangePastEnd(key, offset, length, size);
+          throw storageError(
+            'NOT_SUPPORTED',
+            `read ${key} in ${this.url}: the server ignored the Range header and answered with the whole object${size === undefined ? '' : ` (${size} bytes)`}; pagevault needs ranged reads`,
+          );
+        }
+        const total = Number(range[3]);
+        if (Number(range[1]) !== offset) {
+          body.destroy();
+          throw storageError('REJECTED', `read ${key} in ${this.url}: asked for bytes from ${offset}, got ${out.ContentRange}`);
+        }
+        if (out.ContentLength !== undefined && out.ContentLength < length) {
+          body.destroy();
+          throw rangePastEnd(key, offset, length, Number.isFinite(total) ? total : offset + out.ContentLength);
+        }
+        // The s3rver fork reads `bytes=0-0` as `bytes=0-`: keep what was asked for, drop the rest.
+        return await this.#readBody(body, target, `read ${key}`, signal, Number(range[2]) > offset + length - 1);
+      } catch (err) {
+        if (classifyS3Error(err) === 'INVALID_RANGE' && !(err instanceof PagevaultError)) {
+          throw storageError('INVALID_RANGE', `read ${key}: range ${offset}+${length} is past the end of the object in ${this.url}`, err);
+        }
+        this.#fail('read', key, err, signal);
       }
-      const total = Number(range[3]);
-      if (Number(range[1]) !== offset) {
-        body.destroy();
-        throw storageError('REJECTED', `read ${key} in ${this.url}: asked for bytes from ${offset}, got ${out.ContentRange}`);
+    });
+  }
+
+  #headObject(Key: string, key: string, options: CallOptions | undefined): Promise<HeadObjectCommandOutput> {
+    return this.#request(options, { op: 'head', key }, async () => {
+      try {
+        return await this.#send(new HeadObjectCommand({ Bucket: this.#bucket, Key }), options?.signal);
+      } catch (err) {
+        this.#fail('head', key, err, options?.signal);
       }
-      if (out.ContentLength !== undefined && out.ContentLength < length) {
-        body.destroy();
-        throw rangePastEnd(key, offset, length, Number.isFinite(total) ? total : offset + out.ContentLength);
-      }
-      // The s3rver fork reads `bytes=0-0` as `bytes=0-`: keep what was asked for, drop the rest.
-      return await this.#readBody(body, target, `read ${key}`, signal, Number(range[2]) > offset + length - 1);
-    } catch (err) {
-      if (classifyS3Error(err) === 'INVALID_RANGE' && !(err instanceof PagevaultError)) {
-        throw storageError('INVALID_RANGE', `read ${key}: range ${offset}+${length} is past the end of the object in ${this.url}`, err);
-      }
-      this.#fail('read', key, err, signal);
-    }
+    });
   }
 
   async head(key: string, options?: CallOptions): Promise<ObjectInfo> {
-    const Key = this.#key(key);
-    try {
-      const out = await this.#send(new HeadObjectCommand({ Bucket: this.#bucket, Key }), options?.signal);
-      return {
-        key,
-        size: out.ContentLength ?? 0,
-        ...(out.ETag ? { etag: unquote(out.ETag)! } : {}),
-        ...(out.LastModified ? { lastModified: out.LastModified } : {}),
-      };
-    } catch (err) {
-      this.#fail('head', key, err, options?.signal);
-    }
+    const out = await this.#headObject(this.#key(key), key, options);
+    return {
+      key,
+      size: out.ContentLength ?? 0,
+      ...(out.ETag ? { etag: unquote(out.ETag)! } : {}),
+      ...(out.LastModified ? { lastModified: out.LastModified } : {}),
+    };
   }
 
-  async *list(prefix: string, options?: ListOptions): AsyncIterable<ObjectInfo> {
+  async listPage(prefix: string, options?: ListPageOptions): Promise<ListPage> {
     const signal = options?.signal;
-    let token: string | undefined;
+    const cursor = options?.cursor;
     const startAfter = options?.startAfter === undefined ? undefined : this.#prefix + options.startAfter;
-    do {
-      let page;
+    const page = await this.#request(options, { op: 'list', key: prefix }, async () => {
       try {
-        page = await this.#send(
+        return await this.#send(
           new ListObjectsV2Command({
             Bucket: this.#bucket,
             Prefix: this.#prefix + prefix,
             MaxKeys: this.#options.listPageSize ?? storageDefaults.listPageSize,
-            ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}),
+            ...(cursor !== undefined ? { ContinuationToken: cursor } : startAfter ? { StartAfter: startAfter } : {}),
           }),
           signal,
         );
       } catch (err) {
         this.#fail('list', prefix, err, signal);
       }
-      for (const o of page.Contents ?? []) {
-        if (o.Key === undefined || !o.Key.startsWith(this.#prefix)) continue;
-        yield {
-          key: o.Key.slice(this.#prefix.length),
-          size: o.Size ?? 0,
-          ...(o.ETag ? { etag: unquote(o.ETag)! } : {}),
-          ...(o.LastModified ? { lastModified: o.LastModified } : {}),
-        };
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      if (page.IsTruncated && !token) {
-        throw storageError('REJECTED', `list ${prefix} in ${this.url}: the server said the listing continues but gave no continuation token`);
-      }
-    } while (token);
+    });
+    const objects: ObjectInfo[] = [];
+    for (const o of page.Contents ?? []) {
+      if (o.Key === undefined || !o.Key.startsWith(this.#prefix)) continue;
+      objects.push({
+        key: o.Key.slice(this.#prefix.length),
+        size: o.Size ?? 0,
+        ...(o.ETag ? { etag: unquote(o.ETag)! } : {}),
+        ...(o.LastModified ? { lastModified: o.LastModified } : {}),
+      });
+    }
+    if (!page.IsTruncated) return { objects };
+    if (!page.NextContinuationToken) {
+      throw storageError('REJECTED', `list ${prefix} in ${this.url}: the server said the listing continues but gave no continuation token`);
+    }
+    return { objects, next: page.NextContinuationToken };
   }
 
   async deleteMany(keys: readonly string[], options?: CallOptions): Promise<void> {
     const full = keys.map((k) => this.#key(k));
     const batch = this.#options.deleteBatchSize ?? storageDefaults.deleteBatchSize;
+    const signal = options?.signal;
     for (let i = 0; i < full.length; i += batch) {
       const slice = full.slice(i, i + batch);
-      const first = keys[i]!;
-      let out;
-      try {
-        out = await this.#send(
-          new DeleteObjectsCommand({ Bucket: this.#bucket, Delete: { Objects: slice.map((Key) => ({ Key })), Quiet: true } }),
-          options?.signal,
-        );
-      } catch (err) {
-        this.#fail('delete', `${first} (and ${slice.length - 1} more)`, err, options?.signal);
-      }
+      const what = slice.length === 1 ? keys[i]! : `${keys[i]!} (and ${slice.length - 1} more)`;
+      const out = await this.#request(options, { op: 'delete', key: what }, async () => {
+        try {
+          return await this.#send(new DeleteObjectsCommand({ Bucket: this.#bucket, Delete: { Objects: slice.map((Key) => ({ Key })), Quiet: true } }), signal);
+        } catch (err) {
+          this.#fail('delete', what, err, signal);
+        }
+      });
       const failed = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
       if (failed.length > 0) {
         const f = failed[0]!;
@@ -454,96 +591,29 @@ export class S3Store implements StorageClient {
     }
   }
 
-  async createMultipartUpload(key: string, options?: CallOptions): Promise<string> {
-    const Key = this.#key(key);
-    try {
-      const out = await this.#send(new CreateMultipartUploadCommand({ Bucket: this.#bucket, Key, ...this.#encryption() }), options?.signal);
-      if (!out.UploadId) throw storageError('REJECTED', `start upload ${key} in ${this.url}: the server returned no upload id`);
-      return out.UploadId;
-    } catch (err) {
-      this.#fail('start upload', key, err, options?.signal);
-    }
-  }
-
-  async uploadPart(key: string, uploadId: string, partNumber: number, data: Uint8Array, options: UploadPartOptions): Promise<string> {
-    const Key = this.#key(key);
-    const what = `upload part ${partNumber} of`;
-    let etag: string | undefined;
-    try {
-      const out = await this.#send(
-        new UploadPartCommand({
-          Bucket: this.#bucket,
-          Key,
-          UploadId: uploadId,
-          PartNumber: partNumber,
-          Body: data,
-          ContentLength: data.length,
-          ContentMD5: options.md5,
-        }),
-        options.signal,
-      );
-      etag = unquote(out.ETag);
-    } catch (err) {
-      this.#fail(what, key, err, options.signal);
-    }
-    if (!etag) throw storageError('REJECTED', `${what} ${key} in ${this.url}: the server returned no etag`);
-    this.#checkEtag(`${what} ${key} in ${this.url}`, etag, Buffer.from(options.md5, 'base64'));
-    return etag;
-  }
-
-  async completeMultipartUpload(key: string, uploadId: string, parts: readonly CompletedPart[], options?: CallOptions): Promise<void> {
-    const Key = this.#key(key);
-    try {
-      await this.#send(
-        new CompleteMultipartUploadCommand({
-          Bucket: this.#bucket,
-          Key,
-          UploadId: uploadId,
-          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })) },
-        }),
-        options?.signal,
-      );
-    } catch (err) {
-      this.#fail('complete upload', key, err, options?.signal);
-    }
-  }
-
-  async abortMultipartUpload(key: string, uploadId: string, options?: CallOptions): Promise<void> {
-    const Key = this.#key(key);
-    try {
-      await this.#send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key, UploadId: uploadId }), options?.signal);
-    } catch (err) {
-      if (classifyS3Error(err) === 'NOT_FOUND') return; // already aborted or completed
-      this.#fail('abort upload', key, err, options?.signal);
-    }
-  }
-
-  async *listMultipartUploads(prefix: string, options?: CallOptions): AsyncIterable<PendingUpload> {
-    let keyMarker: string | undefined;
-    let uploadIdMarker: string | undefined;
+  /** Aborts the multipart uploads under `prefix` started more than `olderThanMs` ago (see StorageClient). */
+  async sweepIncomplete(prefix: string, olderThanMs: number, options?: CallOptions): Promise<IncompleteWrite[]> {
+    const cutoff = Date.now() - olderThanMs;
+    const signal = options?.signal;
+    const swept: IncompleteWrite[] = [];
+    let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
     for (;;) {
-      let page;
-      try {
-        page = await this.#send(
-          new ListMultipartUploadsCommand({
-            Bucket: this.#bucket,
-            Prefix: this.#prefix + prefix,
-            ...(keyMarker ? { KeyMarker: keyMarker } : {}),
-            ...(uploadIdMarker ? { UploadIdMarker: uploadIdMarker } : {}),
-          }),
-          options?.signal,
-        );
-      } catch (err) {
-        this.#fail('list uploads', prefix, err, options?.signal);
-      }
+      const page = await this.#request(options, { op: 'list uploads', key: prefix }, async () => {
+        try {
+          return await this.#send(new ListMultipartUploadsCommand({ Bucket: this.#bucket, Prefix: this.#prefix + prefix, ...markers }), signal);
+        } catch (err) {
+          this.#fail('list uploads', prefix, err, signal);
+        }
+      });
       for (const u of page.Uploads ?? []) {
-        if (!u.Key?.startsWith(this.#prefix) || !u.UploadId) continue;
-        yield { key: u.Key.slice(this.#prefix.length), uploadId: u.UploadId, ...(u.Initiated ? { initiated: u.Initiated } : {}) };
+        if (!u.Key?.startsWith(this.#prefix) || !u.UploadId || !u.Initiated || u.Initiated.getTime() > cutoff) continue;
+        const key = u.Key.slice(this.#prefix.length);
+        await this.#abortUpload(u.Key, key, u.UploadId, options ?? {});
+        swept.push({ key, started: u.Initiated });
       }
-      if (!page.IsTruncated) return;
-      keyMarker = page.NextKeyMarker;
-      uploadIdMarker = page.NextUploadIdMarker;
-      if (!keyMarker) throw storageError('REJECTED', `list uploads ${prefix} in ${this.url}: truncated listing without a marker`);
+      if (!page.IsTruncated) return swept;
+      if (!page.NextKeyMarker) throw storageError('REJECTED', `list uploads ${prefix} in ${this.url}: truncated listing without a marker`);
+      markers = { KeyMarker: page.NextKeyMarker, ...(page.NextUploadIdMarker ? { UploadIdMarker: page.NextUploadIdMarker } : {}) };
     }
   }
 
@@ -552,3 +622,9 @@ export class S3Store implements StorageClient {
   }
 }
 
+/** The object metadata (x-amz-meta-pagevault-write) that names the write an object came from. */
+const tokenName = 'pagevault-write';
+
+function writeToken(): string {
+  return randomBytes(12).toString('hex');
+}

@@ -1,5 +1,6 @@
-// LimitStore bounds the requests in flight at once across all operations of a client: each call, and each
-// page of a listing, holds one slot while it runs. Inside the retry wrapper, so a backoff wait holds none.
+// LimitStore bounds the requests in flight at once across all operations of a client: each request the
+// backend makes (a listing page, a part, a HEAD) holds one slot while it runs, never a whole call made of many
+// requests. Inside the retry wrapper, so a backoff wait holds none.
 import { UsageError } from '../../errors.ts';
 import type { StorageClient } from '../client.ts';
 import { Semaphore } from '../semaphore.ts';

@@ -1,101 +1,72 @@
 // The base of the retry, limit and throttle wrappers: a StorageClient that forwards every call to the one it
-// wraps through a single hook, `around`, which sees what the call is (operation, key, bytes it moves).
+// wraps, adding its own `around` to the request hook the backend runs each request through (client.ts). So a
+// wrapper acts once per request: a listing page, a part of a streamed object, a delete batch each count once
+// (a create counts once with the HEADs it needs); a call made of many requests (a streamed putObject) is never
+// wrapped whole, so that its parts take slots of their own.
 import type {
+  Call,
   CallOptions,
-  CompletedPart,
-  ListOptions,
+  IncompleteWrite,
+  ListPage,
+  ListPageOptions,
+  ObjectBody,
   ObjectInfo,
-  PendingUpload,
+  PutOptions,
   ReadRangeOptions,
   StorageClient,
-  UploadPartOptions,
 } from '../client.ts';
 
-export interface Call {
-  op: string;
-  key: string;
-  /** Bytes the request sends. */
-  up?: number;
-  /** Bytes the response brings, when known before the call. */
-  down?: number;
-  /** The response brings a body of a size learnt only from it (a whole-object get). */
-  unsized?: boolean;
-  signal?: AbortSignal | undefined;
-}
+export type { Call } from '../client.ts';
 
 export abstract class StorageWrapper implements StorageClient {
   readonly url: string;
   protected readonly inner: StorageClient;
+  readonly sweepIncomplete?: (prefix: string, olderThanMs: number, options?: CallOptions) => Promise<IncompleteWrite[]>;
 
   constructor(inner: StorageClient) {
     this.inner = inner;
     this.url = inner.url;
-  }
-
-  /** Runs one request (`fn`) of the wrapped client. */
-  protected abstract around<T>(call: Call, fn: () => Promise<T>): Promise<T>;
-
-  /** Wraps each page fetch (each next()) of a listing in `around`. */
-  protected async *aroundEach<T>(call: Call, iterable: AsyncIterable<T>): AsyncGenerator<T> {
-    const it = iterable[Symbol.asyncIterator]();
-    try {
-      for (;;) {
-        const r = await this.around(call, () => it.next());
-        if (r.done) return;
-        yield r.value;
-      }
-    } finally {
-      await it.return?.();
+    if (inner.sweepIncomplete) {
+      this.sweepIncomplete = (prefix, olderThanMs, options) => inner.sweepIncomplete!(prefix, olderThanMs, this.#hooked(options));
     }
   }
 
+  /** Runs one request (`fn`) of the backend. */
+  protected abstract around<T>(call: Call, fn: () => Promise<T>): Promise<T>;
+
+  /** `options` with this wrapper's `around` inside the hook of the wrappers above it. */
+  #hooked<O extends CallOptions>(options: O | undefined): O {
+    const outer = options?.around;
+    const mine = <T>(call: Call, fn: () => Promise<T>): Promise<T> => this.around(call, fn);
+    return { ...options, around: outer ? <T>(call: Call, fn: () => Promise<T>) => outer(call, () => mine(call, fn)) : mine } as O;
+  }
+
+  putObject(key: string, body: ObjectBody, options?: PutOptions): Promise<number> {
+    return this.inner.putObject(key, body, this.#hooked(options));
+  }
+
   putIfAbsent(key: string, body: Uint8Array, options?: CallOptions): Promise<void> {
-    return this.around({ op: 'put', key, up: body.length, signal: options?.signal }, () => this.inner.putIfAbsent(key, body, options));
+    return this.inner.putIfAbsent(key, body, this.#hooked(options));
   }
 
   getObject(key: string, options?: CallOptions): Promise<Buffer> {
-    return this.around({ op: 'get', key, unsized: true, signal: options?.signal }, () => this.inner.getObject(key, options));
+    return this.inner.getObject(key, this.#hooked(options));
   }
 
   readRange(key: string, offset: number, length: number, options?: ReadRangeOptions): Promise<Buffer> {
-    return this.around({ op: 'read', key, down: length, signal: options?.signal }, () => this.inner.readRange(key, offset, length, options));
+    return this.inner.readRange(key, offset, length, this.#hooked(options));
   }
 
   head(key: string, options?: CallOptions): Promise<ObjectInfo> {
-    return this.around({ op: 'head', key, signal: options?.signal }, () => this.inner.head(key, options));
+    return this.inner.head(key, this.#hooked(options));
   }
 
-  list(prefix: string, options?: ListOptions): AsyncIterable<ObjectInfo> {
-    return this.aroundEach({ op: 'list', key: prefix, signal: options?.signal }, this.inner.list(prefix, options));
+  listPage(prefix: string, options?: ListPageOptions): Promise<ListPage> {
+    return this.inner.listPage(prefix, this.#hooked(options));
   }
 
   deleteMany(keys: readonly string[], options?: CallOptions): Promise<void> {
-    const key = keys.length === 1 ? keys[0]! : `${keys[0] ?? ''} (and ${keys.length - 1} more)`;
-    return this.around({ op: 'delete', key, signal: options?.signal }, () => this.inner.deleteMany(keys, options));
-  }
-
-  createMultipartUpload(key: string, options?: CallOptions): Promise<string> {
-    return this.around({ op: 'start upload', key, signal: options?.signal }, () => this.inner.createMultipartUpload(key, options));
-  }
-
-  uploadPart(key: string, uploadId: string, partNumber: number, data: Uint8Array, options: UploadPartOptions): Promise<string> {
-    return this.around({ op: `upload part ${partNumber} of`, key, up: data.length, signal: options.signal }, () =>
-      this.inner.uploadPart(key, uploadId, partNumber, data, options),
-    );
-  }
-
-  completeMultipartUpload(key: string, uploadId: string, parts: readonly CompletedPart[], options?: CallOptions): Promise<void> {
-    return this.around({ op: 'complete upload', key, signal: options?.signal }, () =>
-      this.inner.completeMultipartUpload(key, uploadId, parts, options),
-    );
-  }
-
-  abortMultipartUpload(key: string, uploadId: string, options?: CallOptions): Promise<void> {
-    return this.around({ op: 'abort upload', key, signal: options?.signal }, () => this.inner.abortMultipartUpload(key, uploadId, options));
-  }
-
-  listMultipartUploads(prefix: string, options?: CallOptions): AsyncIterable<PendingUpload> {
-    return this.aroundEach({ op: 'list uploads', key: prefix, signal: options?.signal }, this.inner.listMultipartUploads(prefix, options));
+    return this.inner.deleteMany(keys, this.#hooked(options));
   }
 
   close(): Promise<void> {
