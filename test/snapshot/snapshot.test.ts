@@ -173,3 +173,36 @@ test('a snapshot sweeps pack writes left unfinished by a snapshot that died, and
   await snapshot({ source: src, url: `file://${vaultDir}` });
   assert.deepEqual(readdirSync(tmp), ['recent']);
 });
+
+test('an abort that comes while the manifest is being written leaves a published snapshot, reported as published', async (t) => {
+  const dir = tempDir(t);
+  const src = join(dir, 'app.db');
+  createDatabase(src, { journalMode: 'wal', rows: 3000 });
+  const storage = openStorage(`file://${join(dir, 'vault')}`);
+  t.after(() => storage.close());
+  const controller = new AbortController();
+  let manifestWrites = 0;
+  // The signal fires once the manifest's request is on its way (as a SIGINT would, mid-request).
+  const interrupted = new Proxy(storage, {
+    get(target, prop) {
+      if (prop === 'putIfAbsent') {
+        return async (key: string, body: Uint8Array, options?: { signal?: AbortSignal }) => {
+          if (!key.startsWith('manifests/')) return target.putIfAbsent(key, body, options);
+          manifestWrites++;
+          const write = target.putIfAbsent(key, body, options);
+          controller.abort(new Error('received SIGINT'));
+          return write;
+        };
+      }
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  const result = await snapshot({ source: src, storage: interrupted, signal: controller.signal, sourceCheck: 'none' });
+  assert.equal(manifestWrites, 1);
+  assert.ok(controller.signal.aborted);
+  assert.deepEqual(readdirSync(join(dir, 'vault', 'manifests')), [result.id], 'published, and reported so');
+  const out = join(dir, 'restored.db');
+  await restore({ storage, path: out });
+  assert.equal(fileDigest(out), fileDigest(src));
+});
