@@ -231,10 +231,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     manifest.stats.bytesUploaded = pipeline.bytesUploaded + table.bytes.length;
     const manifestBytes = await publish(storage, manifest, table.bytes, { signal, log, failure: () => pipeline?.failure });
     log.info({ id, pageCount, bytesUploaded: manifest.stats.bytesUploaded + manifestBytes, ...map.counts, durationMs: manifest.stats.durationMs, sourceCheck: sourceCheck ? { ok: sourceCheck.ok, durationMs: sourceCheck.durationMs } : null }, 'snapshot published');
-    await abortStaleUploads(storage, { olderThanMs: snapshotDefaults.staleUploadAgeMs, signal, logger: log }).catch((err: unknown) => {
-      // Published is published: a sweep that a late signal or a storage failure cut short is for the next run.
-      log.warn({ err: (err as Error).message }, 'the sweep of stale uploads did not finish');
-    });
+    await abortStaleUploads(storage, { olderThanMs: snapshotDefaults.staleUploadAgeMs, signal, logger: log });
     return {
       id,
       parent: manifest.parent,

@@ -19,7 +19,6 @@ import {
   readlinkSync,
   rmSync,
   statSync,
-  statfsSync,
   symlinkSync,
   truncateSync,
   unlinkSync,
@@ -451,9 +450,9 @@ describe('restore: a target that cannot be written, a restore killed or interrup
       const target = join(out, 'app.db');
       const { child, finished } = spawnCli(['restore', url, target]);
       await tempFileAppears(out);
-      // Another writer takes what is left once the restore has checked the free space.
-      const { bavail, bsize } = statfsSync(out);
-      writeFileSync(join(out, 'filler'), Buffer.alloc(Number(bavail) * Number(bsize)));
+      // Another writer takes what is left once the restore has checked the free space (racing the restore's
+      // own writes, so until the disk says it is full).
+      fillDisk(join(out, 'filler'));
       const r = await finished;
       assert.equal(child.exitCode, 8, describeRun(r));
       assert.match(r.stderr, new RegExp(`${target}: the disk is full \\(the database needs 64\\.\\d MiB\\); free space there`));
@@ -522,3 +521,16 @@ describe('restore: a target that cannot be written, a restore killed or interrup
     assert.deepEqual(readdirSync(out), ['app.db'], 'the temp file is removed');
   });
 });
+
+/** Writes `path` until the file system has no space left. */
+function fillDisk(path: string): void {
+  const fd = openSync(path, 'w');
+  const block = Buffer.alloc(1024 * 1024);
+  try {
+    for (;;) writeSync(fd, block);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  } finally {
+    closeSync(fd);
+  }
+}
