@@ -25,7 +25,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { KiB, MiB, restoreDefaults, snapshotDefaults, storageDefaults } from '../src/config/defaults.ts';
 import { listObjects, openStorage } from '../src/storage/index.ts';
-import { manifestKey } from '../src/vault/layout.ts';
+import { extentTableKey, manifestKey } from '../src/vault/layout.ts';
 import { differingPages, fileDigest } from '../test/helpers/sqlite.ts';
 import { startFauxqs } from '../test/helpers/servers.ts';
 import { childJob, peakRss, reportFromChild, runBuiltJob, runInChild } from './lib/child.ts';
@@ -259,11 +259,12 @@ async function main(): Promise<void> {
       await storage.close();
     }
   };
+  // What a snapshot's page map costs in the vault: its manifest and its extent table (format 2 has both).
   const manifestSize = async (bucket: string, id: string): Promise<number> => {
     const { url, storageOptions } = storageFor(endpoint, bucket);
     const storage = openStorage(url, storageOptions);
     try {
-      return (await storage.head(manifestKey(id))).size;
+      return (await storage.head(manifestKey(id))).size + (await storage.head(extentTableKey(id))).size;
     } finally {
       await storage.close();
     }
@@ -421,7 +422,7 @@ function report(results: SizeResult[], runs: number): void {
   console.log(`\nchunk sizes, ${first.sizeMiB} MiB database (${fmtMiB(first.fileBytes)}); incremental = bytes uploaded (share of the database)`);
   console.log(
     formatTable(
-      ['chunk', 'full: time', 'full: uploaded', 'manifest', '+1% clustered', '+1,000 random', 'incr. time', 'restore (chain)', 'peak RSS'],
+      ['chunk', 'full: time', 'full: uploaded', 'manifest + extents', '+1% clustered', '+1,000 random', 'incr. time', 'restore (chain)', 'peak RSS'],
       first.chunks
         .sort((a, b) => a.chunkSize - b.chunkSize)
         .map((c) => [
