@@ -454,6 +454,16 @@ static pv_backup *pv_backup_call(napi_env env, napi_callback_info info, size_t a
   return pv_get_backup(env, argv[0]);
 }
 
+/* pv_backup_call for a call that needs the destination still open (PAGEVAULT_CLOSED otherwise). */
+static pv_backup *pv_open_backup_call(napi_env env, napi_callback_info info, size_t argc, napi_value *argv) {
+  pv_backup *b = pv_backup_call(env, info, argc, argv);
+  if (b && !b->file) {
+    pv_throw(env, "PAGEVAULT_CLOSED", "the backup destination is closed");
+    return NULL;
+  }
+  return b;
+}
+
 static int pv_exec(sqlite3 *db, const char *sql) { return sqlite3_exec(db, sql, NULL, NULL, NULL); }
 
 /* start(token, pageSize, cacheKiB, maxStagedPages) -> handle. Opens the destination on the staging VFS,
@@ -569,9 +579,8 @@ static napi_value pv_step(napi_env env, napi_callback_info info) {
  * Copies as many staged pages as both arrays hold; the rest stay staged for the next call. */
 static napi_value pv_drain(napi_env env, napi_callback_info info) {
   napi_value argv[3];
-  pv_backup *b = pv_backup_call(env, info, 3, argv);
+  pv_backup *b = pv_open_backup_call(env, info, 3, argv);
   if (!b) return NULL;
-  if (!b->file) return pv_throw(env, "PAGEVAULT_CLOSED", "the backup destination is closed");
   napi_typedarray_type type;
   size_t npg, ndata;
   void *pg, *data;
@@ -612,9 +621,8 @@ static napi_value pv_finish(napi_env env, napi_callback_info info) {
  * default). For tests: with another byte, a copy that still equals its source never used those answers. */
 static napi_value pv_set_reread_fill(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  pv_backup *b = pv_backup_call(env, info, 2, argv);
+  pv_backup *b = pv_open_backup_call(env, info, 2, argv);
   if (!b) return NULL;
-  if (!b->file) return pv_throw(env, "PAGEVAULT_CLOSED", "the backup destination is closed");
   int32_t fill;
   NAPI_OK(napi_get_value_int32(env, argv[1], &fill));
   if (fill < 0 || fill > 255) return pv_throw_range(env, "the fill must be a byte, 0 to 255");
