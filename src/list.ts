@@ -36,6 +36,7 @@ export interface SnapshotSummary extends Pick<SnapshotStats, 'chunksNew' | 'chun
   /** The source database's path as the snapshot recorded it, else its file name; null for an in-memory database. */
   source: string | null;
   hostname: string;
+  tags: string[];
   damaged?: undefined;
 }
 
@@ -115,6 +116,7 @@ function summary(id: string, m: StoredManifest): SnapshotSummary {
     chunksZero: m.stats.chunksZero,
     source: m.source.path ?? m.source.fileName,
     hostname: m.source.hostname,
+    tags: m.tags,
   };
 }
 

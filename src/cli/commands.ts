@@ -84,6 +84,11 @@ export const commands: CommandSpec[] = [
         type: 'boolean',
         describe: "accept a database other than the one the vault's snapshots are of (other path, file name, page size or application_id); it becomes the vault's source",
       },
+      tag: {
+        type: 'string',
+        array: true,
+        describe: 'a label stored with the snapshot, repeatable (--tag daily --tag before-deploy): 1-128 characters, no spaces or commas; ls shows it',
+      },
     },
     examples: [
       ['$0 snapshot /var/lib/app/app.db s3://backups/app', 'an incremental snapshot into a bucket'],

@@ -31,7 +31,7 @@ function describe({ snapshots, configError }: SnapshotListing): string {
   const config = configError ? `DAMAGED: ${configError.message}` : '';
   if (snapshots.length === 0) return config || 'no snapshots';
   const rows = table(
-    ['ID', 'CREATED', 'SOURCE', 'HOST', 'SIZE', 'PAGES', 'UPLOADED', 'NEW', 'REUSED'],
+    ['ID', 'CREATED', 'SOURCE', 'HOST', 'SIZE', 'PAGES', 'UPLOADED', 'NEW', 'REUSED', 'TAGS'],
     snapshots.map(row),
   );
   return config ? `${rows}\n${config}` : rows;
@@ -39,5 +39,5 @@ function describe({ snapshots, configError }: SnapshotListing): string {
 
 function row(s: SnapshotEntry): (string | number)[] {
   if (s.damaged !== undefined) return [s.id, `DAMAGED: ${s.damaged}`];
-  return [s.id, s.createdAt, s.source ?? '-', s.hostname, formatBytes(s.size), s.pageCount, formatBytes(s.bytesUploaded), s.chunksNew, s.chunksReused];
+  return [s.id, s.createdAt, s.source ?? '-', s.hostname, formatBytes(s.size), s.pageCount, formatBytes(s.bytesUploaded), s.chunksNew, s.chunksReused, s.tags.join(',') || '-'];
 }

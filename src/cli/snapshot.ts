@@ -29,6 +29,7 @@ export async function run(args: Record<string, unknown>, context: Context): Prom
       busyTimeoutMs: args.busyTimeout === undefined ? undefined : parseDuration(args.busyTimeout as string, 'busy-timeout'),
       ...(args.sourceCheck !== undefined ? { sourceCheck: args.sourceCheck as SourceCheckChoice } : {}),
       newSource: args.newSource === true,
+      ...(args.tag !== undefined ? { tags: (args.tag as unknown[]).map(String) } : {}),
       signal: context.signal,
       logger: context.logger,
       onProgress: (p) => progress.update(p.pagesRead, p.pagesEstimated, p.bytesUploaded),
@@ -59,7 +60,8 @@ function describe(r: SnapshotResult): string {
     `snapshot ${r.id} in ${r.url}${r.parent ? ` (after ${r.parent})` : ' (full)'}${r.newSource ? ', a new source for this vault' : ''}\n` +
     `  ${r.pageCount} pages of ${r.pageSize} B (${formatBytes(r.pageCount * r.pageSize)}), read ${formatBytes(r.bytesRead)}, ` +
     `uploaded ${formatBytes(r.bytesUploaded)} (${chunks}) in ${formatDuration(r.durationMs)}\n` +
-    `  source check: ${describeCheck(r.sourceCheck)}`
+    `  source check: ${describeCheck(r.sourceCheck)}` +
+    (r.tags.length > 0 ? `\n  tags: ${r.tags.join(', ')}` : '')
   );
 }
 

@@ -103,6 +103,8 @@ export interface SnapshotResult extends SnapshotStats {
   sourceCheck: SourceCheckRecord | null;
   /** The source differed from the vault's previous one and newSource accepted it. */
   newSource: boolean;
+  /** The snapshot's tags, as its manifest holds them. */
+  tags: string[];
 }
 
 /** The options' numbers and choices, checked (UsageError BAD_OPTION, BAD_TAG) before anything is opened. */
@@ -246,6 +248,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       databaseDigest: map.databaseDigest,
       sourceCheck,
       newSource,
+      tags,
     };
   } catch (err) {
     controller.abort(err);

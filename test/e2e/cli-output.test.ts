@@ -132,7 +132,8 @@ describe('ls over a damaged vault', () => {
     const text = await runCli(['ls', url]);
     assertExit(text, 0);
     const [header, ...rows] = text.stdout.trimEnd().split('\n');
-    assert.match(header!, /^ID\s+CREATED\s+SOURCE\s+HOST\s+SIZE\s+PAGES\s+UPLOADED\s+NEW\s+REUSED$/);
+    assert.match(header!, /^ID\s+CREATED\s+SOURCE\s+HOST\s+SIZE\s+PAGES\s+UPLOADED\s+NEW\s+REUSED\s+TAGS$/);
+    for (const row of rows) assert.match(row!, /\s-$/, 'no tags: a dash');
     for (const row of rows) assert.ok(row.includes(` ${hostname()} `), `HOST ${hostname()} in ${row}`);
     const json = await runCli(['ls', url, '--json']);
     assertExit(json, 0);
@@ -147,6 +148,38 @@ describe('ls over a damaged vault', () => {
       assert.equal(s.hostname, hostname());
       assert.ok(text.stdout.includes(` ${s.source} `), `SOURCE ${s.source} in\n${text.stdout}`);
     }
+  });
+});
+
+describe('tags', () => {
+  it('snapshot --tag (repeatable) stores tags that snapshot --json and ls show; a bad tag is exit 2 BAD_TAG and nothing is uploaded', async (t) => {
+    const dir = tempDir(t);
+    const db = join(dir, 'app.db');
+    createDatabase(db, { rows: 300 });
+    const url = `file://${join(dir, 'vault')}`;
+    const tagged = await runCli(['snapshot', db, url, '--tag', 'daily', '--tag', 'before-deploy:v2.1', '--tag', 'daily', '--json']);
+    assertExit(tagged, 0);
+    assert.deepEqual(tagged.json.tags, ['daily', 'before-deploy:v2.1'], 'distinct, in the order given');
+    const text = await runCli(['snapshot', db, url]);
+    assertExit(text, 0);
+    assert.ok(!text.stdout.includes('tags:'), text.stdout);
+
+    const ls = await runCli(['ls', url, '--json']);
+    assertExit(ls, 0);
+    assert.deepEqual(
+      ls.json.map((s: { tags: string[] }) => s.tags),
+      [['daily', 'before-deploy:v2.1'], []],
+    );
+    const rows = (await runCli(['ls', url])).stdout.trimEnd().split('\n');
+    assert.match(rows[1]!, /\sdaily,before-deploy:v2\.1$/);
+
+    for (const bad of ['two words', 'a,b', '']) {
+      const r = await runCli(['snapshot', db, url, '--tag', bad, '--json']);
+      assertExit(r, 2);
+      assert.equal(r.json.error.code, 'BAD_TAG', bad);
+      assert.match(r.stderr, /is not a tag: 1-128 characters, no spaces, commas or control characters/);
+    }
+    assert.equal(readdirSync(join(dir, 'vault', 'manifests')).length, 2, 'a refused snapshot published nothing');
   });
 });
 
