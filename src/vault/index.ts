@@ -1,6 +1,8 @@
-// The vault format v1 (docs/FORMAT.md): snapshot ids, key layout, manifest and repository config encodings.
+// The vault format v2 (docs/FORMAT.md): snapshot ids, key layout, the manifest, the extent table and the
+// repository config encodings.
 export * from './model.ts';
 export * from './ids.ts';
 export * from './layout.ts';
 export * from './manifest.ts';
+export * from './extent-table.ts';
 export * from './config.ts';
