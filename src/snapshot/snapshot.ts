@@ -188,8 +188,6 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     const chunksEstimated = fixedChunkCount(pagesEstimated, chunkPages);
     const index = new DedupIndex({ pageSize, chunkPages, chunksEstimated, ...(parent ? { parent } : {}) });
     const builder = new SnapshotBuilder({ pageSize, chunkPages, chunksEstimated });
-    let bytesUploaded = 0;
-    let pagesRead = 0;
     pipeline = new SnapshotPipeline({
       storage,
       snapshotId: id,
@@ -206,10 +204,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       fail: (err) => controller.abort(err),
       log,
       onBatch: (restarted) => check?.batch(restarted),
-      onProgress: (p) => {
-        ({ pagesRead, bytesUploaded } = p);
-        options.onProgress?.({ pagesRead, pagesEstimated, bytesUploaded });
-      },
+      onProgress: (p) => options.onProgress?.({ ...p, pagesEstimated }),
     });
     await pipeline.copy(source.pages());
     const sourceResult = source.result;
@@ -229,8 +224,20 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     const map = builder.pageMap(index, pageCount);
     await yieldToEventLoop();
     const table = encodeExtentTable({ id, pageCount, chunkPages, packSizes: map.packs.map((p) => p.size) }, map.extents);
-    const manifest = manifestOf({ id, parent: parent?.manifest.id ?? null, started, tags, chunkPages, facts: source.facts, result: sourceResult, check: sourceCheck, map, table: table.ref });
-    manifest.stats.bytesUploaded = pipeline.bytesUploaded + table.bytes.length;
+    const manifest = manifestOf({
+      id,
+      parent: parent?.manifest.id ?? null,
+      started,
+      tags,
+      chunkPages,
+      facts: source.facts,
+      result: sourceResult,
+      check: sourceCheck,
+      map,
+      table: table.ref,
+      // The packs and the extent table: the manifest cannot count itself (docs/FORMAT.md).
+      bytesUploaded: pipeline.bytesUploaded + table.bytes.length,
+    });
     const manifestBytes = await publish(storage, manifest, table.bytes, { signal, log, failure: () => pipeline?.failure });
     log.info({ id, pageCount, bytesUploaded: manifest.stats.bytesUploaded + manifestBytes, ...map.counts, durationMs: manifest.stats.durationMs, sourceCheck: sourceCheck ? { ok: sourceCheck.ok, durationMs: sourceCheck.durationMs } : null }, 'snapshot published');
     await abortStaleUploads(storage, { olderThanMs: snapshotDefaults.staleUploadAgeMs, signal, logger: log });
@@ -271,7 +278,7 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
   }
 }
 
-/** The manifest of a snapshot whose copy is done and whose extent table is made (stats.bytesUploaded: 0, the caller's). */
+/** The manifest of a snapshot whose copy is done and whose extent table is made. */
 function manifestOf(p: {
   id: string;
   parent: string | null;
@@ -283,6 +290,7 @@ function manifestOf(p: {
   check: SourceCheckRecord | null;
   map: PageMap;
   table: ExtentTableRef;
+  bytesUploaded: number;
 }): Manifest {
   const identity = identityOf(p.facts);
   const { facts, result } = p;
@@ -312,7 +320,7 @@ function manifestOf(p: {
     },
     stats: {
       bytesRead: result.pagesDelivered * facts.pageSize,
-      bytesUploaded: 0,
+      bytesUploaded: p.bytesUploaded,
       ...p.map.counts,
       restarts: result.restarts,
       durationMs: Date.now() - p.started,

@@ -2,7 +2,7 @@
 // re-sent pages, restarts, the upload-driven throttle, abort) on real databases.
 import Database from 'better-sqlite3';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { MiB } from '../../src/config/defaults.ts';
@@ -204,5 +204,24 @@ test('an abort that comes while the manifest is being written leaves a published
   assert.deepEqual(readdirSync(join(dir, 'vault', 'manifests')), [result.id], 'published, and reported so');
   const out = join(dir, 'restored.db');
   await restore({ storage, path: out });
+  assert.equal(fileDigest(out), fileDigest(src));
+});
+
+test('a newest snapshot whose extent table is damaged is not built on: the next snapshot uploads every chunk, and restores', async (t) => {
+  const dir = tempDir(t);
+  const src = join(dir, 'app.db');
+  createDatabase(src, { journalMode: 'wal', rows: 3000 });
+  const vault = join(dir, 'vault');
+  const first = await snapshot({ source: src, url: `file://${vault}`, sourceCheck: 'none' });
+  const table = join(vault, 'extents', first.id);
+  chmodSync(table, 0o644);
+  writeFileSync(table, 'not an extent table');
+  const second = await snapshot({ source: src, url: `file://${vault}`, sourceCheck: 'none' });
+  assert.equal(second.parent, null, 'no parent: its extents cannot be read');
+  assert.equal(second.chunksReused, 0);
+  assert.equal(second.chunksNew, first.chunksNew);
+  const out = join(dir, 'restored.db');
+  const r = await restore({ url: `file://${vault}`, path: out });
+  assert.equal(r.id, second.id);
   assert.equal(fileDigest(out), fileDigest(src));
 });
