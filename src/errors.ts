@@ -26,6 +26,25 @@ export class StorageError extends PagevaultError {}
 /** Stored data that does not verify: a digest mismatch, a damaged or tampered object, a failed integrity check. */
 export class IntegrityError extends PagevaultError {}
 
+/**
+ * A snapshot or a prune that met another host's work it cannot safely go on beside: a snapshot that ran past
+ * its share of the grace period, or whose reused objects a prune has condemned, publishes nothing; a prune
+ * paused past its safety bound forgets nothing. Running the command again is safe.
+ */
+export class ConflictError extends PagevaultError {}
+
+/**
+ * The snapshot was published, and the prune run after it (snapshot --keep-*) failed: `snapshot` holds the
+ * published snapshot's result, `cause` the prune's error.
+ */
+export class PruneAfterSnapshotError extends PagevaultError {
+  readonly snapshot: unknown;
+  constructor(message: string, options: { cause: unknown; snapshot: unknown; hint?: string }) {
+    super('PRUNE_FAILED', message, options);
+    this.snapshot = options.snapshot;
+  }
+}
+
 /** A restore target that already exists and was not to be replaced. */
 export class TargetExistsError extends PagevaultError {}
 

@@ -3,7 +3,7 @@
 // never the table.
 import type { Logger } from 'pino';
 import { UsageError } from '../errors.ts';
-import type { StorageOptions } from '../index.ts';
+import type { RetentionPolicy, StorageOptions } from '../index.ts';
 import type { Progress } from './progress.ts';
 import { parseDuration } from './units.ts';
 
@@ -46,4 +46,29 @@ export function storageOptionsFrom(args: Record<string, unknown>): Pick<StorageO
   const budgetMs = parseDuration(args.retryBudget as string, 'retry-budget');
   if (budgetMs <= 0) throw new UsageError('BAD_OPTION', `--retry-budget must be longer than 0, got ${JSON.stringify(String(args.retryBudget))}`);
   return { s3, retry: { budgetMs } };
+}
+
+/** The retention policy of the --keep-* flags and --tz; undefined when no --keep-* flag is given. */
+export function policyFrom(args: Record<string, unknown>): RetentionPolicy | undefined {
+  const policy: RetentionPolicy = {};
+  const counts = { keepLast: 'keep-last', keepHourly: 'keep-hourly', keepDaily: 'keep-daily', keepWeekly: 'keep-weekly', keepMonthly: 'keep-monthly', keepYearly: 'keep-yearly' } as const;
+  for (const [key, flag] of Object.entries(counts) as [keyof typeof counts, string][]) {
+    const n = args[key];
+    if (n === undefined) continue;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new UsageError('BAD_OPTION', `--${flag} must be a whole number >= 0, got ${JSON.stringify(String(n))}`);
+    policy[key] = n;
+  }
+  if (args.keepWithin !== undefined) policy.keepWithinMs = parseDuration(args.keepWithin as string, 'keep-within');
+  if (args.keepTag !== undefined) policy.keepTags = (args.keepTag as unknown[]).map(String);
+  const given = Object.keys(policy).length > 0;
+  if (args.tz !== undefined) {
+    if (!given) throw new UsageError('BAD_OPTION', '--tz names the zone of the --keep-hourly/daily/weekly/monthly/yearly buckets: give a --keep-* rule with it');
+    policy.timeZone = String(args.tz);
+  }
+  return given ? policy : undefined;
+}
+
+/** --grace as milliseconds, or undefined for the default. */
+export function graceFrom(args: Record<string, unknown>): number | undefined {
+  return args.grace === undefined ? undefined : parseDuration(args.grace as string, 'grace');
 }

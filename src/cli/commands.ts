@@ -1,7 +1,7 @@
 // The CLI's commands and flags, declared in one table. main.ts builds the yargs parser from it; each command's
 // module is imported only when that command runs, and turns the parsed flags into options for one library call.
 import type { Options, PositionalOptions } from 'yargs';
-import { snapshotDefaults, sourceDefaults, storageDefaults } from '../config/defaults.ts';
+import { gcDefaults, snapshotDefaults, sourceDefaults, storageDefaults } from '../config/defaults.ts';
 import type { CommandModule } from './command.ts';
 import { formatBytes } from './units.ts';
 
@@ -50,6 +50,28 @@ const s3WriteOptions: Record<string, Options> = {
   'sse-kms-key-id': { type: 'string', group: 'S3:', describe: 'KMS key for --sse aws:kms (default the bucket key)' },
 };
 
+const keep = (what: string): Options => ({ type: 'number', group: 'Retention:', describe: `keep ${what}` });
+
+/** The retention flags of prune, and of snapshot (which prunes after publishing when one is given). */
+const retentionOptions: Record<string, Options> = {
+  'keep-last': keep('the N newest snapshots'),
+  'keep-hourly': keep('the newest snapshot of each of the last N hours that have one'),
+  'keep-daily': keep('the newest snapshot of each of the last N days that have one'),
+  'keep-weekly': keep('the newest snapshot of each of the last N ISO weeks (Monday to Sunday) that have one'),
+  'keep-monthly': keep('the newest snapshot of each of the last N months that have one'),
+  'keep-yearly': keep('the newest snapshot of each of the last N years that have one'),
+  'keep-within': { type: 'string', group: 'Retention:', describe: 'keep every snapshot taken within this long before the newest one: 90m, 36h, 7d, 2w, 1y' },
+  'keep-tag': { type: 'string', array: true, group: 'Retention:', describe: 'keep every snapshot with this tag (repeatable)' },
+  tz: { type: 'string', group: 'Retention:', describe: 'IANA time zone of the hour/day/week/month/year buckets (default UTC), e.g. Europe/Berlin' },
+  grace: {
+    type: 'string',
+    group: 'Retention:',
+    describe:
+      `how long an unreferenced object stays before it is deleted; snapshots must finish within half of it, so give every snapshot and prune ` +
+      `of a vault the same one (default ${gcDefaults.graceMs / 3_600_000}h)`,
+  },
+};
+
 const size = (describe: string): Options => ({ type: 'string', group: 'Throttle:', describe: `${describe}; a size like 8MiB, 64M, 1G` });
 
 export const commands: CommandSpec[] = [
@@ -89,8 +111,10 @@ export const commands: CommandSpec[] = [
         array: true,
         describe: 'a label stored with the snapshot, repeatable (--tag daily --tag before-deploy): 1-128 characters, no spaces or commas; ls shows it',
       },
+      ...retentionOptions,
     },
     examples: [
+      ['$0 snapshot app.db s3://backups/app --keep-hourly 24 --keep-daily 7', 'snapshot, then prune by a retention policy (exit 10 if only the prune failed)'],
       ['$0 snapshot /var/lib/app/app.db s3://backups/app', 'an incremental snapshot into a bucket'],
       ['$0 snapshot app.db file:///srv/vault --full --json', 'a full snapshot into a directory, the result as JSON'],
     ],
@@ -130,5 +154,32 @@ export const commands: CommandSpec[] = [
     options: { ...s3Options },
     examples: [['$0 ls s3://backups/app --json', 'the snapshots as a JSON array']],
     load: () => import('./ls.ts'),
+  },
+  {
+    command: 'prune <url>',
+    describe: 'forget the snapshots a retention policy does not keep, and delete what nothing references once its grace period is over',
+    positionals: { url },
+    options: {
+      ...s3Options,
+      ...retentionOptions,
+      'dry-run': { type: 'boolean', describe: 'print what would be forgotten and deleted, and change nothing' },
+    },
+    examples: [
+      ['$0 prune s3://backups/app --keep-daily 7 --keep-weekly 5 --keep-monthly 12', 'a classic rotation'],
+      ['$0 prune file:///srv/vault --keep-last 10 --dry-run', 'what a prune would do'],
+    ],
+    load: () => import('./prune.ts'),
+  },
+  {
+    command: 'forget <url> <ids..>',
+    describe: 'forget the named snapshots; their objects are deleted by a later prune once their grace period is over',
+    positionals: { url, ids: { type: 'string', array: true, describe: 'snapshot ids (pagevault ls shows them)' } },
+    options: {
+      ...s3Options,
+      grace: retentionOptions.grace!,
+      'dry-run': { type: 'boolean', describe: 'print what would be forgotten and deleted, and change nothing' },
+    },
+    examples: [['$0 forget s3://backups/app 20261124T020304123Z-9f2c41d07a', 'forget one snapshot']],
+    load: () => import('./forget.ts'),
   },
 ];

@@ -33,7 +33,7 @@ async function parse(argv: string[]): Promise<Parsed | undefined> {
     .options(globalOptions)
     .env(envPrefix.slice(0, -1))
     .strict()
-    .demandCommand(1, 'name a command: snapshot, restore or ls')
+    .demandCommand(1, 'name a command: snapshot, restore, ls, prune, forget or verify')
     .version(toolVersion)
     .help()
     .alias('h', 'help')

@@ -1,10 +1,11 @@
 // `pagevault snapshot <db> <url>`: flags -> SnapshotOptions -> snapshot().
 import { resolve } from 'node:path';
-import { snapshot, type SnapshotResult } from '../index.ts';
+import { PruneAfterSnapshotError, snapshot, type SnapshotResult } from '../index.ts';
 import type { SourceCheckChoice } from '../snapshot/source-check.ts';
 import type { SourceCheckRecord } from '../vault/model.ts';
 import { exitCodes } from './exit-codes.ts';
-import { storageOptionsFrom, type CommandResult, type Context } from './command.ts';
+import { graceFrom, policyFrom, storageOptionsFrom, type CommandResult, type Context } from './command.ts';
+import { describeCollect } from './prune.ts';
 import { formatBytes, formatDuration, parseDuration, parseSize } from './units.ts';
 
 function sizeFlag(args: Record<string, unknown>, key: string, flag: string): number | undefined {
@@ -15,6 +16,7 @@ function sizeFlag(args: Record<string, unknown>, key: string, flag: string): num
 export async function run(args: Record<string, unknown>, context: Context): Promise<CommandResult> {
   const progress = context.progress('pages');
   const concurrency = args.uploadConcurrency as number | undefined;
+  const keep = policyFrom(args);
   try {
     const result = await snapshot({
       source: args.db as string,
@@ -30,6 +32,8 @@ export async function run(args: Record<string, unknown>, context: Context): Prom
       ...(args.sourceCheck !== undefined ? { sourceCheck: args.sourceCheck as SourceCheckChoice } : {}),
       newSource: args.newSource === true,
       ...(args.tag !== undefined ? { tags: (args.tag as unknown[]).map(String) } : {}),
+      ...(keep ? { keep } : {}),
+      graceMs: graceFrom(args),
       signal: context.signal,
       logger: context.logger,
       onProgress: (p) => progress.update(p.pagesRead, p.pagesEstimated, p.bytesUploaded),
@@ -49,6 +53,10 @@ export async function run(args: Record<string, unknown>, context: Context): Prom
       return { value: result, text: describe(result), exitCode: exitCodes.sourceDamaged.code };
     }
     return { value: result, text: describe(result) };
+  } catch (err) {
+    // The snapshot is published: say so, with its result, and let the prune's failure decide the exit code (10).
+    if (err instanceof PruneAfterSnapshotError) return { value: { snapshot: err.snapshot }, text: describe(err.snapshot as SnapshotResult), error: err };
+    throw err;
   } finally {
     progress.stop();
   }
@@ -61,7 +69,9 @@ function describe(r: SnapshotResult): string {
     `  ${r.pageCount} pages of ${r.pageSize} B (${formatBytes(r.pageCount * r.pageSize)}), read ${formatBytes(r.bytesRead)}, ` +
     `uploaded ${formatBytes(r.bytesUploaded)} (${chunks}) in ${formatDuration(r.durationMs)}\n` +
     `  source check: ${describeCheck(r.sourceCheck)}` +
-    (r.tags.length > 0 ? `\n  tags: ${r.tags.join(', ')}` : '')
+    (r.tags.length > 0 ? `\n  tags: ${r.tags.join(', ')}` : '') +
+    (r.repacked.length > 0 ? `\n  repacked: the live chunks of ${r.repacked.length} mostly dead packs were uploaded again` : '') +
+    (r.prune ? `\nprune:\n${describeCollect(r.prune).replace(/^/gm, '  ')}` : '')
   );
 }
 

@@ -14,7 +14,7 @@ export function parseSize(text: string | number, flag: string): number {
   return bytes;
 }
 
-export { formatBytes } from '../util/format.ts';
+export { formatBytes, formatDuration } from '../util/format.ts';
 
 const durationUnits: Record<string, number> = {
   ms: 1,
@@ -43,13 +43,6 @@ export function parseDuration(text: string | number, flag: string): number {
   return ms;
 }
 
-/** "850 ms", "4.2 s", "3 min 07 s". */
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  const s = Math.round(ms / 1000);
-  return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
-}
 
 /**
  * A Date from an ISO 8601 time that names its zone: "2026-11-24T01:00:00Z", "2026-11-24T02:00:00+01:00",

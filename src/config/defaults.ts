@@ -141,6 +141,30 @@ export const snapshotDefaults = {
   sourceCheck: 'quick' as 'quick' | 'full' | 'none',
 } as const;
 
+/** Garbage collection (src/lifecycle/): prune's grace period and repack on write. See docs/FORMAT.md, "Garbage collection". */
+export const gcDefaults = {
+  /**
+   * How long an object stays after a prune marked it before a later prune may delete it. A snapshot must reach
+   * its manifest within half of it (the other half covers a prune paused between marking and forgetting), so
+   * the default allows a 12-hour snapshot, and bounds clock skew by nothing: every time compared is the store's.
+   */
+  graceMs: 24 * 60 * 60 * 1000,
+  /** The shortest grace period accepted (tests use seconds; production wants hours). */
+  minGraceMs: 1000,
+  /**
+   * Of the half grace period a snapshot or a prune may use, this much (at most publishMarginMaxMs) is kept back
+   * for the requests that follow the last check (the manifest PUT, the manifests' DELETE) and the store clock's
+   * one-second resolution.
+   */
+  publishMarginFraction: 0.1,
+  publishMarginMaxMs: 60_000,
+  /**
+   * Repack on write: a snapshot does not reuse chunks from a pack of which its parent uses less than this
+   * fraction; it uploads them again, so that a later prune can delete the mostly dead pack.
+   */
+  repackBelow: 0.5,
+} as const;
+
 /** Restores (src/restore/): how a snapshot is fetched. */
 export const restoreDefaults = {
   /** Ranged reads at once; each holds one read buffer and one output buffer. */

@@ -10,6 +10,8 @@ export class DedupIndex {
   readonly #packs: PackRecord[] = [];
   readonly #packIndex = new Map<string, number>();
   readonly #parentAt: FixedChunks;
+  /** The parent's packs not reused because too little of them is live (repackBelow). */
+  repacked: string[] = [];
 
   /**
    * An index seeded with `parent`'s stored extents (none for a full snapshot). A parent chunk is a hint for
@@ -21,6 +23,11 @@ export class DedupIndex {
     /** Chunks this snapshot is expected to have: sizes the tables, which grow past it. */
     chunksEstimated: number;
     parent?: { manifest: Manifest; extents: Iterable<Extent> };
+    /**
+     * Repack on write: the parent's chunks in a pack of which the parent uses less than this fraction are not
+     * reused (they are uploaded again), so that the mostly dead pack stops being referenced. 0 reuses all.
+     */
+    repackBelow?: number;
   }) {
     const { pageSize, chunkPages, parent } = options;
     this.locations = new Locations((parent?.manifest.extents.stored ?? 0) + options.chunksEstimated);
@@ -28,8 +35,11 @@ export class DedupIndex {
     if (!parent) return;
     const m = parent.manifest;
     const packs = m.packs.map((p) => this.pack(p.key, p.size));
+    const repackBelow = options.repackBelow ?? 0;
+    const skip = m.packs.map((p) => p.used < p.size * repackBelow);
+    this.repacked = m.packs.filter((_, i) => skip[i]).map((p) => p.key);
     for (const e of parent.extents) {
-      if (e.kind !== 'stored') continue;
+      if (e.kind !== 'stored' || skip[e.pack]) continue;
       const at = this.locations.add({ pack: packs[e.pack]!, offset: e.offset, length: e.length, rawLength: e.pageCount * m.pageSize, codec: e.codec, digest: e.digest });
       const index = (e.firstPage - 1) / chunkPages;
       if (m.pageSize === pageSize && Number.isInteger(index) && this.#parentAt.location(index) === UNSET) this.#parentAt.set(index, at, e.pageCount, false);

@@ -9,11 +9,15 @@
 // published.
 import type { Database } from 'better-sqlite3';
 import { statSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { hostname } from 'node:os';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { codecDefaults, snapshotDefaults, storageDefaults } from '../config/defaults.ts';
-import { AbortedError, IntegrityError, UsageError } from '../errors.ts';
+import { codecDefaults, gcDefaults, snapshotDefaults, storageDefaults } from '../config/defaults.ts';
+import { AbortedError, IntegrityError, PruneAfterSnapshotError, UsageError } from '../errors.ts';
+import { checkGrace } from '../lifecycle/gc.ts';
+import { checkPolicy, type RetentionPolicy } from '../lifecycle/policy.ts';
+import { prune, type PruneResult } from '../lifecycle/prune.ts';
 import { PageSource } from '../source/index.ts';
 import type { PageSourceResult, ReadCompanion, SourceFacts } from '../source/page-source.ts';
 import type { StorageClient } from '../storage/client.ts';
@@ -32,6 +36,7 @@ import { abortStaleUploads } from './cleanup.ts';
 import { chooseChunkPages } from './chunk-size.ts';
 import { DedupIndex } from './dedup.ts';
 import { SnapshotPipeline } from './pipeline.ts';
+import { checkPublishable } from './publish-check.ts';
 import { SourceCheck, sourceCheckChoices, type SourceCheckChoice } from './source-check.ts';
 import { identityDifferences, identityInManifest, identityOf, refuseAnotherSource } from './source-identity.ts';
 
@@ -74,6 +79,15 @@ export interface SnapshotOptions {
   newSource?: boolean;
   /** Labels stored in the manifest (distinct; 1-128 characters without spaces, commas or control characters). */
   tags?: string[];
+  /**
+   * The vault's grace period (default gcDefaults.graceMs), the same one its prunes use: a snapshot publishes
+   * only within half of it from its start (see publish-check.ts). It is also the grace of the prune `keep` runs.
+   */
+  graceMs?: number;
+  /** A retention policy: prune the vault by it once the snapshot is published (snapshot --keep-*). */
+  keep?: RetentionPolicy;
+  /** Repack on write (DedupIndex): default gcDefaults.repackBelow. */
+  repackBelow?: number;
   signal?: AbortSignal;
   logger?: Logger;
   onProgress?: (p: SnapshotProgress) => void;
@@ -105,6 +119,10 @@ export interface SnapshotResult extends SnapshotStats {
   newSource: boolean;
   /** The snapshot's tags, as its manifest holds them. */
   tags: string[];
+  /** The parent's packs whose chunks were uploaded again because too little of them is live (repack on write). */
+  repacked: string[];
+  /** The prune run after publishing, when `keep` was given. */
+  prune?: PruneResult;
 }
 
 /** The options' numbers and choices, checked (UsageError BAD_OPTION, BAD_TAG) before anything is opened. */
@@ -122,7 +140,11 @@ function settingsOf(options: SnapshotOptions) {
     throw new UsageError('BAD_OPTION', `sourceCheck must be one of ${sourceCheckChoices.join(', ')}, got ${String(checkChoice)}`);
   }
   const tags = checkTags(options.tags ?? []);
-  return { uploadConcurrency, partSize, maxBytesInFlight, maxBytesPerSecond, checkChoice, tags };
+  const graceMs = checkGrace(options.graceMs);
+  const keep = options.keep ? checkPolicy(options.keep) : undefined;
+  const repackBelow = options.repackBelow ?? gcDefaults.repackBelow;
+  if (!(repackBelow >= 0 && repackBelow <= 1)) throw new UsageError('BAD_OPTION', `repackBelow must be from 0 to 1, got ${repackBelow}`);
+  return { uploadConcurrency, partSize, maxBytesInFlight, maxBytesPerSecond, checkChoice, tags, graceMs, keep, repackBelow };
 }
 
 function positiveInt(name: string, value: number, min = 1): number {
@@ -130,10 +152,31 @@ function positiveInt(name: string, value: number, min = 1): number {
   return value;
 }
 
+/**
+ * One snapshot, published, then (with `keep`) a prune of the vault. A prune that fails after the snapshot was
+ * published rejects with PruneAfterSnapshotError, which carries the snapshot's result.
+ */
 export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult> {
+  const result = await takeSnapshot(options);
+  if (!options.keep) return result;
+  try {
+    const { storage, url, storageOptions, graceMs, signal, logger } = options;
+    const where = storage ? { storage } : { url: url!, ...(storageOptions ? { storageOptions } : {}) };
+    return { ...result, prune: await prune({ ...where, policy: options.keep, graceMs, signal, logger }) };
+  } catch (err) {
+    throw new PruneAfterSnapshotError(`snapshot ${result.id} was published; the prune after it failed: ${(err as Error).message}`, {
+      cause: err,
+      snapshot: result,
+      hint: 'the snapshot is safe; run `pagevault prune` with the same --keep-* flags to finish the prune',
+    });
+  }
+}
+
+async function takeSnapshot(options: SnapshotOptions): Promise<SnapshotResult> {
   const started = Date.now();
+  const startedAt = performance.now();
   const log = componentLogger(options.logger, 'snapshot');
-  const { uploadConcurrency, partSize, maxBytesInFlight, maxBytesPerSecond, checkChoice, tags } = settingsOf(options);
+  const { uploadConcurrency, partSize, maxBytesInFlight, maxBytesPerSecond, checkChoice, tags, graceMs, repackBelow } = settingsOf(options);
 
   // One controller for the whole pipeline: the caller's signal and our own failures both stop everything.
   const controller = new AbortController();
@@ -186,7 +229,8 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
     log.info({ id, parent: parent?.manifest.id ?? null, source: source.facts.fileName, pageSize, chunkPages }, 'snapshot started');
 
     const chunksEstimated = fixedChunkCount(pagesEstimated, chunkPages);
-    const index = new DedupIndex({ pageSize, chunkPages, chunksEstimated, ...(parent ? { parent } : {}) });
+    const index = new DedupIndex({ pageSize, chunkPages, chunksEstimated, repackBelow, ...(parent ? { parent } : {}) });
+    if (index.repacked.length > 0) log.info({ id, packs: index.repacked }, 'repack on write: chunks of mostly dead packs are uploaded again');
     const builder = new SnapshotBuilder({ pageSize, chunkPages, chunksEstimated });
     pipeline = new SnapshotPipeline({
       storage,
@@ -238,10 +282,11 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       // The packs and the extent table: the manifest cannot count itself (docs/FORMAT.md).
       bytesUploaded: pipeline.bytesUploaded + table.bytes.length,
     });
-    const manifestBytes = await publish(storage, manifest, table.bytes, { signal, log, failure: () => pipeline?.failure });
+    const publishable = () => checkPublishable({ storage, id, parent: manifest.parent, startedAt, graceMs, signal, log });
+    const manifestBytes = await publish(storage, manifest, table.bytes, { signal, log, check: publishable, failure: () => pipeline?.failure });
     log.info({ id, pageCount, bytesUploaded: manifest.stats.bytesUploaded + manifestBytes, ...map.counts, durationMs: manifest.stats.durationMs, sourceCheck: sourceCheck ? { ok: sourceCheck.ok, durationMs: sourceCheck.durationMs } : null }, 'snapshot published');
     await abortStaleUploads(storage, { olderThanMs: snapshotDefaults.staleUploadAgeMs, signal, logger: log });
-    return {
+    const result: SnapshotResult = {
       id,
       parent: manifest.parent,
       url: storage.url,
@@ -256,7 +301,9 @@ export async function snapshot(options: SnapshotOptions): Promise<SnapshotResult
       sourceCheck,
       newSource,
       tags,
+      repacked: index.repacked,
     };
+    return result;
   } catch (err) {
     controller.abort(err);
     await pipeline?.abort(err);
@@ -378,11 +425,12 @@ async function publish(
   storage: StorageClient,
   manifest: Manifest,
   table: Buffer,
-  options: { signal: AbortSignal; log: Logger; failure: () => Error | undefined },
+  options: { signal: AbortSignal; log: Logger; check: () => Promise<void>; failure: () => Error | undefined },
 ): Promise<number> {
   throwIfCancelled(options.signal, options.failure());
   await storage.putIfAbsent(extentTableKey(manifest.id), table, { signal: options.signal });
   const encoded = encodeManifest(manifest);
+  await options.check();
   throwIfCancelled(options.signal, options.failure());
   await storage.putIfAbsent(manifestKey(manifest.id), encoded);
   if (options.signal.aborted) options.log.warn({ id: manifest.id }, 'the abort came while the manifest was being written: the snapshot is published');

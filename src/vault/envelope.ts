@@ -23,6 +23,7 @@ export const FLAG_ENCRYPTED = 0x0002;
 export const objectKinds = {
   manifest: { magic: Buffer.from('PVMANIF\0', 'latin1'), what: 'manifest' },
   extentTable: { magic: Buffer.from('PVEXTNT\0', 'latin1'), what: 'extent table' },
+  mark: { magic: Buffer.from('PVGCMRK\0', 'latin1'), what: 'garbage collection mark' },
 } as const;
 
 export type ObjectKind = (typeof objectKinds)[keyof typeof objectKinds];

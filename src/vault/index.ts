@@ -6,3 +6,4 @@ export * from './layout.ts';
 export * from './manifest.ts';
 export * from './extent-table.ts';
 export * from './config.ts';
+export * from './mark.ts';

@@ -7,6 +7,9 @@ export const configKey = 'pagevault.json';
 export const manifestPrefix = 'manifests/';
 export const extentsPrefix = 'extents/';
 export const packsPrefix = 'packs/';
+/** Garbage collection's own objects: marks (condemned objects) and the records of prune runs. */
+export const marksPrefix = 'gc/marks/';
+export const runsPrefix = 'gc/runs/';
 
 /** Page numbers in pack keys are zero-padded to this many digits, so keys sort by page. */
 export const PAGE_DIGITS = 10;
@@ -83,4 +86,48 @@ export function parsePackKey(key: string): PackKeyParts {
     throw badKey(`${JSON.stringify(key)} is not a pack key (packs/<snapshot id>/<first page>-<last page>[.<seq>], pages as 10 digits)`);
   }
   return { snapshotId, firstPage, lastPage, seq: m[4] === undefined ? 0 : Number(m[4]) };
+}
+
+/** The prefix of the marks on the objects of (or referenced by) snapshot `id`. */
+export function markPrefix(id: string): string {
+  requireSnapshotId(id, 'mark prefix');
+  return `${marksPrefix}${id}/`;
+}
+
+/** The key of the mark prune run `pruneId` wrote about snapshot `id`. */
+export function markKey(id: string, pruneId: string): string {
+  requireSnapshotId(pruneId, 'mark key');
+  return markPrefix(id) + pruneId;
+}
+
+/** The snapshot id and prune id a mark key names, or undefined for any other key. */
+export function parseMarkKey(key: string): { snapshotId: string; pruneId: string } | undefined {
+  const parts = key.startsWith(marksPrefix) ? key.slice(marksPrefix.length).split('/') : [];
+  if (parts.length !== 2 || !isSnapshotId(parts[0]) || !isSnapshotId(parts[1])) return undefined;
+  return { snapshotId: parts[0], pruneId: parts[1] };
+}
+
+/** The key of prune run `pruneId`'s record (the store's clock, read back from it). */
+export function runKey(pruneId: string): string {
+  requireSnapshotId(pruneId, 'prune run key');
+  return runsPrefix + pruneId;
+}
+
+/**
+ * The snapshot id in the key of a snapshot's object (a manifest, an extent table or a pack), or undefined for a
+ * key that is none of those (a foreign object, which pagevault never touches).
+ */
+export function snapshotIdOfKey(key: string): string | undefined {
+  for (const prefix of [manifestPrefix, extentsPrefix]) {
+    if (key.startsWith(prefix)) {
+      const id = key.slice(prefix.length);
+      return isSnapshotId(id) ? id : undefined;
+    }
+  }
+  if (!PACK_KEY_PATTERN.test(key)) return undefined;
+  try {
+    return parsePackKey(key).snapshotId;
+  } catch {
+    return undefined;
+  }
 }
