@@ -1,50 +1,18 @@
 // The pagevault CLI end to end on file:// vaults: the shared cases (suite.ts), and those that need a live
 // writer, a killed or signalled snapshot, an existing target, or a bad source, URL or endpoint.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, it } from 'node:test';
 import { describeRun, runCli, spawnCli } from '../helpers/cli.ts';
 import { startWriter } from '../helpers/processes.ts';
 import { createDatabase, fileDigest, integrityCheck, tempDir } from '../helpers/sqlite.ts';
-import { assertExit, cliSuite, sha256File, type Target } from './suite.ts';
+import { fileTarget, objects, walk } from './file-target.ts';
+import { assertExit, cliSuite, sha256File } from './suite.ts';
 
 const MiB = 1024 * 1024;
-
-function walk(dir: string, root = dir): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name), root) : [relative(root, join(dir, e.name))]))
-    .sort();
-}
-
-/** Objects of a file vault: its files, without the store's temp and upload directories. */
-function objects(dir: string): string[] {
-  return walk(dir).filter((k) => !k.startsWith('.pagevault-'));
-}
-
-function fileTarget(): Target {
-  const root = mkdtempSync(join(tmpdir(), 'pagevault-e2e-vaults-'));
-  let n = 0;
-  const dirOf = (url: string) => fileURLToPath(url);
-  return {
-    freshUrl: async () => `file://${join(root, `vault-${n++}`)}`,
-    env: {},
-    list: async (url) => objects(dirOf(url)),
-    read: (url, key) => readFile(join(dirOf(url), key)),
-    write: async (url, key, data) => {
-      const path = join(dirOf(url), key);
-      chmodSync(path, 0o644);
-      await writeFile(path, data);
-    },
-    stop: async () => rmSync(root, { recursive: true, force: true }),
-  };
-}
 
 cliSuite('file', async () => fileTarget());
 

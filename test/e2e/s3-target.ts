@@ -2,6 +2,7 @@
 // and tampered with through the AWS SDK directly, not through pagevault.
 import { randomBytes } from 'node:crypto';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { adminClient, startFauxqs, startS3rver } from '../helpers/servers.ts';
 import type { Target } from './suite.ts';
 
 export interface S3TargetOptions {
@@ -33,6 +34,13 @@ export async function s3Target(options: S3TargetOptions): Promise<Target> {
       AWS_ACCESS_KEY_ID: options.accessKeyId,
       AWS_SECRET_ACCESS_KEY: options.secretAccessKey,
     },
+    storageOptions: {
+      s3: {
+        endpoint: options.endpoint,
+        forcePathStyle: true,
+        credentials: async () => ({ accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey }),
+      },
+    },
     async list(url) {
       const { bucket: b, prefix } = location(url);
       const keys: string[] = [];
@@ -60,4 +68,30 @@ export async function s3Target(options: S3TargetOptions): Promise<Target> {
       await options.stop();
     },
   };
+}
+
+/** A Target on fauxqs, in this process. fauxqs checks no signatures: the CLI gets a distinctive secret key that tests look for in its output. */
+export async function fauxqsTarget(): Promise<Target> {
+  const server = await startFauxqs();
+  const credentials = { accessKeyId: 'e2e-access', secretAccessKey: 'e2e-secret-5b1d0c9e7a' };
+  return s3Target({
+    endpoint: server.endpoint,
+    ...credentials,
+    client: adminClient({ endpoint: server.endpoint, ...credentials }),
+    createBucket: (name) => server.createBucket(name),
+    stop: () => server.stop(),
+  });
+}
+
+/** A Target on the s3rver fork, in a child process; it checks signatures with its one key pair. */
+export async function s3rverTarget(): Promise<Target> {
+  const server = await startS3rver();
+  return s3Target({
+    endpoint: server.endpoint,
+    accessKeyId: server.accessKeyId,
+    secretAccessKey: server.secretAccessKey,
+    client: adminClient(server),
+    createBucket: (name) => server.createBucket(name),
+    stop: () => server.stop(),
+  });
 }

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { after, before, describe, it } from 'node:test';
+import type { StorageOptions } from '../../src/index.ts';
 import { describeRun, runCli, type CliResult } from '../helpers/cli.ts';
 import { createDatabase, fileDigest, integrityCheck, tempDir } from '../helpers/sqlite.ts';
 
@@ -16,6 +17,8 @@ export interface Target {
   freshUrl(): Promise<string>;
   /** Variables for the CLI (endpoint, credentials). */
   env: Record<string, string>;
+  /** The same for the library in this process (snapshot(), restore(), prune() ...). */
+  storageOptions: StorageOptions;
   /** Keys stored under a vault, relative to it, sorted. */
   list(url: string): Promise<string[]>;
   read(url: string, key: string): Promise<Buffer>;
