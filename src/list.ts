@@ -2,13 +2,14 @@
 // does not hide the rest: a manifest that cannot be read is listed by its id with the reason, and a missing
 // or damaged repository config is reported beside the listing, so that what can still be read is seen.
 import type { Logger } from 'pino';
-import type { StorageClient } from './storage/client.ts';
+import { listObjects, type ObjectInfo, type StorageClient } from './storage/client.ts';
+import { referencedKeys } from './lifecycle/gc.ts';
 import { openStorage, type StorageOptions } from './storage/registry.ts';
 import { storageDefaults } from './config/defaults.ts';
 import { IntegrityError, StorageError, UsageError } from './errors.ts';
 import { componentLogger } from './util/logger.ts';
 import { runAll } from './util/run-all.ts';
-import { manifestKey } from './vault/layout.ts';
+import { extentsPrefix, manifestKey, packsPrefix, snapshotIdOfKey } from './vault/layout.ts';
 import type { SnapshotStats } from './vault/model.ts';
 import { listSnapshotIds, readManifest, readRepository, type StoredManifest } from './vault/repository.ts';
 
@@ -51,9 +52,22 @@ export interface DamagedSnapshot {
 
 export type SnapshotEntry = SnapshotSummary | DamagedSnapshot;
 
+/** Objects and their bytes. */
+export interface StoredBytes {
+  objects: number;
+  bytes: number;
+}
+
 export interface SnapshotListing {
   /** Every snapshot in the vault, oldest first; those whose manifest cannot be read have `damaged` set. */
   snapshots: SnapshotEntry[];
+  /** What the vault stores: its manifests, extent tables and packs (not its config or prune's bookkeeping). */
+  stored: StoredBytes;
+  /**
+   * Of `stored`, the extent tables and packs no listed snapshot references: a killed snapshot's, or waiting for
+   * a prune to delete them (or, while some manifest cannot be read, perhaps referenced by it).
+   */
+  unreferenced: StoredBytes;
   /**
    * The repository config's problem, when it cannot be read while manifests or packs exist: IntegrityError
    * CONFIG_MISSING, CONFIG_DAMAGED or CONFIG_VERSION (see readRepository). Nothing restores until it is mended.
@@ -70,7 +84,9 @@ export async function listSnapshots(options: ListOptions): Promise<SnapshotListi
   const storage = options.storage ?? openStorage(options.url!, { ...options.storageOptions, logger: componentLogger(options.logger, 'list') });
   const signal = options.signal;
   try {
-    const [configError, ids] = await Promise.all([configProblem(storage, signal), listSnapshotIds(storage, { signal })]);
+    const [configError, ids, objects] = await Promise.all([configProblem(storage, signal), listSnapshotIds(storage, { signal }), snapshotObjects(storage, signal)]);
+    const referenced = new Set<string>();
+    let manifestBytes = 0;
     // One GET per manifest, several at once: a vault of a cron job's snapshots holds thousands.
     const snapshots: SnapshotEntry[] = new Array(ids.length);
     await runAll(
@@ -78,17 +94,38 @@ export async function listSnapshots(options: ListOptions): Promise<SnapshotListi
       storageDefaults.concurrency,
       async (id, i) => {
         try {
-          snapshots[i] = summary(id, await readManifest(storage, id, { signal }));
+          const m = await readManifest(storage, id, { signal });
+          snapshots[i] = summary(id, m);
+          manifestBytes += m.byteLength;
+          for (const key of referencedKeys(m)) referenced.add(key);
         } catch (err) {
           snapshots[i] = damaged(storage, id, err);
         }
       },
       { ...(signal ? { signal } : {}), what: 'list snapshots' },
     );
-    return configError ? { snapshots, configError } : { snapshots };
+    const unreferenced = objects.filter((o) => !referenced.has(o.key));
+    const totals = {
+      stored: { objects: objects.length + snapshots.filter((e) => e.damaged === undefined).length, bytes: sum(objects) + manifestBytes },
+      unreferenced: { objects: unreferenced.length, bytes: sum(unreferenced) },
+    };
+    return configError ? { snapshots, ...totals, configError } : { snapshots, ...totals };
   } finally {
     if (!options.storage) await storage.close();
   }
+}
+
+/** The extent tables and packs of the vault (one listing of each prefix). */
+async function snapshotObjects(storage: StorageClient, signal: AbortSignal | undefined): Promise<ObjectInfo[]> {
+  const objects: ObjectInfo[] = [];
+  for (const prefix of [extentsPrefix, packsPrefix]) {
+    for await (const o of listObjects(storage, prefix, { ...(signal ? { signal } : {}) })) if (snapshotIdOfKey(o.key) !== undefined) objects.push(o);
+  }
+  return objects;
+}
+
+function sum(objects: readonly { size: number }[]): number {
+  return objects.reduce((n, o) => n + o.size, 0);
 }
 
 async function configProblem(storage: StorageClient, signal: AbortSignal | undefined): Promise<IntegrityError | undefined> {

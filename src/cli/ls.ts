@@ -11,8 +11,9 @@ export async function run(args: Record<string, unknown>, context: Context): Prom
   const listing = await listSnapshots({ url, storageOptions: storageOptionsFrom(args), signal: context.signal, logger: context.logger });
   const error = damage(listing);
   const text = describe(listing);
-  // A JSON reader gets the array when all is well, and { error, snapshots } when it is not.
-  return error ? { value: { snapshots: listing.snapshots }, text, error } : { value: listing.snapshots, text };
+  // A JSON reader gets { snapshots, stored, unreferenced }, and beside them `error` when something is damaged.
+  const value = { snapshots: listing.snapshots, stored: listing.stored, unreferenced: listing.unreferenced };
+  return error ? { value, text, error } : { value, text };
 }
 
 function damage({ snapshots, configError }: SnapshotListing): IntegrityError | undefined {
@@ -27,14 +28,18 @@ function damage({ snapshots, configError }: SnapshotListing): IntegrityError | u
   return manifests ? new IntegrityError('MANIFEST_DAMAGED', manifests) : undefined;
 }
 
-function describe({ snapshots, configError }: SnapshotListing): string {
+function describe({ snapshots, configError, stored, unreferenced }: SnapshotListing): string {
   const config = configError ? `DAMAGED: ${configError.message}` : '';
-  if (snapshots.length === 0) return config || 'no snapshots';
+  const totals =
+    `${snapshots.length} snapshots; the vault stores ${formatBytes(stored.bytes)} in ${stored.objects} objects, ` +
+    `${formatBytes(unreferenced.bytes)} of it (${unreferenced.objects} objects) referenced by no snapshot` +
+    (unreferenced.objects > 0 ? ' (a prune deletes it once its grace period is over)' : '');
+  if (snapshots.length === 0) return config || (stored.objects > 0 ? `no snapshots\n${totals}` : 'no snapshots');
   const rows = table(
     ['ID', 'CREATED', 'SOURCE', 'HOST', 'SIZE', 'PAGES', 'UPLOADED', 'NEW', 'REUSED', 'TAGS'],
     snapshots.map(row),
   );
-  return config ? `${rows}\n${config}` : rows;
+  return [rows, totals, config].filter(Boolean).join('\n');
 }
 
 function row(s: SnapshotEntry): (string | number)[] {

@@ -2,7 +2,7 @@
 // one JSON error object on stdout with --json, booleans from the environment, --quiet, and log lines with one
 // component each.
 import assert from 'node:assert/strict';
-import { chmodSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
@@ -59,7 +59,7 @@ describe('ls over a damaged vault', () => {
     const text = await runCli(['ls', url]);
     assertExit(text, 5);
     const rows = text.stdout.trimEnd().split('\n');
-    assert.equal(rows.length, 3, `a header and two rows:\n${text.stdout}`);
+    assert.equal(rows.length, 4, `a header, two rows and the totals:\n${text.stdout}`);
     assert.match(rows[1]!, new RegExp(`^${ids[0]}\\s+DAMAGED: manifest ${ids[0]} is damaged: `));
     assert.match(rows[2]!, new RegExp(`^${ids[1]}\\s+\\S+Z\\s+\\S*app\\.db\\s`), 'the readable snapshot keeps its full row');
     assert.match(text.stderr, /^pagevault: 1 of 2 manifests cannot be read/m);
@@ -87,8 +87,9 @@ describe('ls over a damaged vault', () => {
     for (const id of ids) overwrite(join(vault, 'extents', id), 'not an extent table');
     const after = await runCli(['ls', url, '--json']);
     assertExit(after, 0);
-    assert.deepEqual(JSON.parse(after.stdout), JSON.parse(before.stdout));
-    assert.equal(JSON.parse(after.stdout).length, 2);
+    // The snapshots as before (the stored bytes are the tables' new sizes).
+    assert.deepEqual(JSON.parse(after.stdout).snapshots, JSON.parse(before.stdout).snapshots);
+    assert.equal(JSON.parse(after.stdout).snapshots.length, 2);
   });
 
   it('a missing pagevault.json: every snapshot is listed, the config marked, exit 5', async (t) => {
@@ -98,9 +99,9 @@ describe('ls over a damaged vault', () => {
     const text = await runCli(['ls', url]);
     assertExit(text, 5);
     const lines = text.stdout.trimEnd().split('\n');
-    assert.equal(lines.length, 4, `a header, two rows and the config's line:\n${text.stdout}`);
+    assert.equal(lines.length, 5, `a header, two rows, the totals and the config's line:\n${text.stdout}`);
     for (const [i, id] of ids.entries()) assert.match(lines[i + 1]!, new RegExp(`^${id}\\s+\\S+Z\\s`));
-    assert.match(lines[3]!, /^DAMAGED: vault .* its repository config pagevault\.json is missing/);
+    assert.match(lines[4]!, /^DAMAGED: vault .* its repository config pagevault\.json is missing/);
     assert.ok(!text.stderr.includes('pagevault ls'), `the hint must not send the user back to ls:\n${text.stderr}`);
 
     const json = await runCli(['ls', url, '--json']);
@@ -127,22 +128,35 @@ describe('ls over a damaged vault', () => {
     assert.match(out.snapshots[1].damaged, new RegExp(`manifest ${ids[1]} is damaged`));
   });
 
-  it('a sound vault: the array, SOURCE and HOST columns, exit 0', async (t) => {
-    const { url, db, ids } = await vaultOfTwo(t);
+  it('a sound vault: SOURCE and HOST columns, the totals, exit 0', async (t) => {
+    const { url, db, ids, vault } = await vaultOfTwo(t);
     const text = await runCli(['ls', url]);
     assertExit(text, 0);
-    const [header, ...rows] = text.stdout.trimEnd().split('\n');
+    const [header, ...lines] = text.stdout.trimEnd().split('\n');
+    const totals = lines.pop()!;
+    const rows = lines;
     assert.match(header!, /^ID\s+CREATED\s+SOURCE\s+HOST\s+SIZE\s+PAGES\s+UPLOADED\s+NEW\s+REUSED\s+TAGS$/);
     for (const row of rows) assert.match(row!, /\s-$/, 'no tags: a dash');
     for (const row of rows) assert.ok(row.includes(` ${hostname()} `), `HOST ${hostname()} in ${row}`);
     const json = await runCli(['ls', url, '--json']);
     assertExit(json, 0);
-    assert.ok(Array.isArray(json.json), json.stdout);
     assert.deepEqual(
-      json.json.map((s: { id: string }) => s.id),
+      json.json.snapshots.map((s: { id: string }) => s.id),
       ids,
     );
-    for (const s of json.json) {
+    // Every object but the config, by size, as the file system has it.
+    const files = readdirSync(vault, { recursive: true, withFileTypes: true }).filter((d) => d.isFile() && d.name !== 'pagevault.json' && !d.parentPath.includes('.pagevault-'));
+    const bytes = files.reduce((n, d) => n + statSync(join(d.parentPath, d.name)).size, 0);
+    assert.deepEqual(json.json.stored, { objects: files.length, bytes });
+    assert.deepEqual(json.json.unreferenced, { objects: 0, bytes: 0 });
+    assert.match(totals, /^2 snapshots; the vault stores .* in \d+ objects, 0 B of it \(0 objects\) referenced by no snapshot$/);
+    // A killed snapshot's pack: stored, and referenced by nothing.
+    mkdirSync(join(vault, 'packs', '20260101T000000000Z-00000000aa'));
+    writeFileSync(join(vault, 'packs', '20260101T000000000Z-00000000aa', '0000000001-0000000004'), Buffer.alloc(777));
+    const stray = await runCli(['ls', url, '--json']);
+    assert.deepEqual(stray.json.unreferenced, { objects: 1, bytes: 777 });
+    assert.deepEqual(stray.json.stored, { objects: files.length + 1, bytes: bytes + 777 });
+    for (const s of json.json.snapshots) {
       // The path when the manifest records it, else the file name.
       assert.ok(s.source === db || s.source === basename(db), `source ${s.source}`);
       assert.equal(s.hostname, hostname());
@@ -167,7 +181,7 @@ describe('tags', () => {
     const ls = await runCli(['ls', url, '--json']);
     assertExit(ls, 0);
     assert.deepEqual(
-      ls.json.map((s: { tags: string[] }) => s.tags),
+      ls.json.snapshots.map((s: { tags: string[] }) => s.tags),
       [['daily', 'before-deploy:v2.1'], []],
     );
     const rows = (await runCli(['ls', url])).stdout.trimEnd().split('\n');
@@ -232,7 +246,7 @@ describe('boolean flags from the environment', () => {
     for (const value of ['yes', '1', 'ON', 'true']) {
       const r = await runCli(['ls', url], { env: { PAGEVAULT_JSON: value } });
       assertExit(r, 0);
-      assert.ok(Array.isArray(r.json), `PAGEVAULT_JSON=${value} gives JSON:\n${describeRun(r)}`);
+      assert.ok(Array.isArray(r.json?.snapshots), `PAGEVAULT_JSON=${value} gives JSON:\n${describeRun(r)}`);
     }
     for (const value of ['off', '0', 'No']) {
       const r = await runCli(['ls', url], { env: { PAGEVAULT_JSON: value } });

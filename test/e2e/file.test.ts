@@ -109,7 +109,7 @@ describe('pagevault CLI on file: live sources, kills, signals, bad input', () =>
     const ls = await runCli(['ls', url, '--json']);
     assertExit(ls, 0);
     assert.deepEqual(
-      ls.json.map((s: { id: string }) => s.id),
+      ls.json.snapshots.map((s: { id: string }) => s.id),
       [first.json.id],
     );
     const restored = join(dir, 'restored.db');
@@ -121,7 +121,7 @@ describe('pagevault CLI on file: live sources, kills, signals, bad input', () =>
     assert.equal(next.json.parent, first.json.id);
     const after = await runCli(['ls', url, '--json']);
     assert.deepEqual(
-      after.json.map((s: { id: string }) => s.id),
+      after.json.snapshots.map((s: { id: string }) => s.id),
       [first.json.id, next.json.id],
     );
   });
@@ -198,7 +198,7 @@ describe('pagevault CLI on file: live sources, kills, signals, bad input', () =>
     const s2 = await runCli(['snapshot', db, url, '--json']);
     assertExit(s2, 0);
     const ls = await runCli(['ls', url, '--json']);
-    const [c1, c2] = ls.json.map((s: { createdAt: string }) => Date.parse(s.createdAt));
+    const [c1, c2] = ls.json.snapshots.map((s: { createdAt: string }) => Date.parse(s.createdAt));
     assert.ok(c1 < c2);
 
     const between = new Date(c1 + Math.floor((c2 - c1) / 2)).toISOString();

@@ -263,6 +263,7 @@ export function lifecycleSuite(name: string, start: () => Promise<Target>, scale
       await prune({ ...lib(url), policy: { keepLast: 1 }, graceMs: GRACE });
       const last = await snapshot({ ...lib(url), source: db, sourceCheck: 'none' });
       const digest = fileDigest(db);
+      await prune({ ...lib(url), policy: { keepLast: 1 }, graceMs: GRACE });
       await onlyReferencedRemain(url);
       const stored = (await prune({ ...lib(url), policy: { keepLast: 1 }, graceMs: GRACE, dryRun: true })).stored.bytes;
       const fresh = await target.freshUrl();

@@ -122,7 +122,7 @@ describe('another database into a vault', () => {
     assertExit(await runCli(['snapshot', a, url]), 3);
     const ls = await runCli(['ls', url, '--json']);
     assertExit(ls, 0);
-    const listed = (Array.isArray(ls.json) ? ls.json : ls.json.snapshots) as { source: string }[];
+    const listed = ls.json.snapshots as { source: string }[];
     assert.deepEqual(
       listed.map((s) => s.source),
       [a, b, b],

@@ -109,12 +109,12 @@ export function cliSuite(name: string, start: () => Promise<Target>): void {
       const ls = await cli(['ls', url, '--json']);
       assertExit(ls, 0);
       assert.deepEqual(
-        ls.json.map((s: { id: string }) => s.id),
+        ls.json.snapshots.map((s: { id: string }) => s.id),
         [s1.id, s2.id],
       );
-      for (const s of ls.json) assert.ok(!Number.isNaN(Date.parse(s.createdAt)), `createdAt ${s.createdAt}`);
+      for (const s of ls.json.snapshots) assert.ok(!Number.isNaN(Date.parse(s.createdAt)), `createdAt ${s.createdAt}`);
       assert.deepEqual(
-        ls.json.map((s: { bytesUploaded: number }) => s.bytesUploaded),
+        ls.json.snapshots.map((s: { bytesUploaded: number }) => s.bytesUploaded),
         [s1.bytesUploaded, s2.bytesUploaded],
         'ls reports what each snapshot said it uploaded',
       );
