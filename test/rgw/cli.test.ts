@@ -10,20 +10,7 @@ import { runCli } from '../helpers/cli.ts';
 import { createDatabase, tempDir } from '../helpers/sqlite.ts';
 import { s3Target } from '../e2e/s3-target.ts';
 import { assertExit, cliSuite } from '../e2e/suite.ts';
-
-const VARS = ['PAGEVAULT_RGW_ENDPOINT', 'PAGEVAULT_RGW_ACCESS_KEY', 'PAGEVAULT_RGW_SECRET_KEY'] as const;
-
-function rgw(): { endpoint: string; accessKeyId: string; secretAccessKey: string } {
-  const missing = VARS.filter((name) => !process.env[name]);
-  if (missing.length > 0) {
-    throw new Error(`the rgw tier needs ${missing.join(', ')}: run it with \`npm run test:rgw\`, or export the env file that \`scripts/rgw.sh up\` writes`);
-  }
-  return {
-    endpoint: process.env.PAGEVAULT_RGW_ENDPOINT!,
-    accessKeyId: process.env.PAGEVAULT_RGW_ACCESS_KEY!,
-    secretAccessKey: process.env.PAGEVAULT_RGW_SECRET_KEY!,
-  };
-}
+import { rgw } from './env.ts';
 
 cliSuite('radosgw', async () => {
   const server = rgw();
