@@ -182,4 +182,20 @@ export const commands: CommandSpec[] = [
     examples: [['$0 forget s3://backups/app 20261124T020304123Z-9f2c41d07a', 'forget one snapshot']],
     load: () => import('./forget.ts'),
   },
+  {
+    command: 'verify <url>',
+    describe: 'check that every snapshot is whole: manifests, extent tables and packs; with --read-data every stored chunk too',
+    positionals: { url },
+    options: {
+      ...s3Options,
+      'read-data': { type: 'boolean', describe: "download every stored chunk once and check its digest (the vault's stored bytes)" },
+      'read-data-subset': { type: 'string', describe: 'read the data of this percentage of the packs, chosen at random (5, 12.5%)' },
+      snapshot: { type: 'string', describe: 'verify this snapshot only' },
+    },
+    examples: [
+      ['$0 verify s3://backups/app', 'every manifest, extent table and pack is there and whole'],
+      ['$0 verify s3://backups/app --read-data-subset 5', 'and the data of a random 5% of the packs'],
+    ],
+    load: () => import('./verify.ts'),
+  },
 ];

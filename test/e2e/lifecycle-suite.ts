@@ -248,6 +248,67 @@ export function lifecycleSuite(name: string, start: () => Promise<Target>, scale
       await everyListedRestores(t, url, digests);
     });
 
+    it('verify: clean; a deleted pack, a truncated pack and (with --read-data only) a flipped byte are named with the snapshots they break', async (t) => {
+      const dir = tempDir(t);
+      const db = join(dir, 'app.db');
+      createBlobDatabase(db, 1500);
+      const url = await target.freshUrl();
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        if (i > 0) rewrite(db, 1 + i * 400, 300);
+        ids.push((await snapshot({ ...lib(url), source: db, sourceCheck: 'none' })).id);
+      }
+      const clean = await cli(['verify', url, '--read-data', '--json']);
+      assertExit(clean, 0);
+      assert.equal(clean.json.ok, true);
+      assert.equal(clean.json.snapshots, 3);
+      assert.equal(clean.json.packsRead, clean.json.packs, 'each pack read once');
+      const packs = (await target.list(url)).filter((k) => k.startsWith('packs/'));
+      const sizes = await Promise.all(packs.map(async (k) => (await target.read(url, k)).length));
+      assert.ok(clean.json.bytesRead <= sizes.reduce((a, b) => a + b, 0), 'no byte read twice');
+      const subset = await cli(['verify', url, '--read-data-subset', '1', '--json']);
+      assertExit(subset, 0);
+      assert.equal(subset.json.packsRead, 1, 'one pack at least');
+
+      // The first snapshot's pack is shared by all three; each later one wrote its own.
+      const shared = packs.find((k) => k.startsWith(`packs/${ids[0]}/`))!;
+      const own = packs.find((k) => k.startsWith(`packs/${ids[2]}/`))!;
+      const bytes = await target.read(url, shared);
+      const flipped = Buffer.from(bytes);
+      flipped[Math.floor(flipped.length / 3)]! ^= 0x40;
+      await target.write(url, shared, flipped);
+      const structural = await cli(['verify', url, '--json']);
+      assertExit(structural, 0);
+      const deep = await cli(['verify', url, '--read-data', '--json']);
+      assertExit(deep, 5);
+      assert.equal(deep.json.error.code, 'VAULT_DAMAGED');
+      const hit = deep.json.damaged.find((d: { object: string }) => d.object === shared);
+      assert.ok(hit && /CHUNK_(DIGEST|DAMAGED)/.test(hit.code), describeRun(deep));
+      assert.ok(hit.snapshots.length >= 1 && hit.snapshots.every((s: string) => ids.includes(s)), JSON.stringify(hit));
+      const text = await cli(['verify', url, '--read-data']);
+      assertExit(text, 5);
+      assert.ok(text.stdout.includes(`DAMAGED ${shared}`), text.stdout);
+      await target.write(url, shared, bytes);
+
+      await target.write(url, own, (await target.read(url, own)).subarray(0, 10));
+      const truncated = await cli(['verify', url, '--json']);
+      assertExit(truncated, 5);
+      assert.deepEqual(truncated.json.damaged.map((d: { object: string; code: string; snapshots: string[] }) => [d.object, d.code, d.snapshots]), [[own, 'PACK_TRUNCATED', [ids[2]]]]);
+      const { openStorage } = await import('../../src/storage/index.ts');
+      const storage = openStorage(url, target.storageOptions);
+      await storage.deleteMany([shared]);
+      await storage.close();
+      const missing = await cli(['verify', url, '--json']);
+      assertExit(missing, 5);
+      const gone = missing.json.damaged.find((d: { object: string }) => d.object === shared);
+      assert.deepEqual([gone.code, gone.snapshots], ['PACK_MISSING', ids], 'a pack all three use breaks all three');
+      assert.deepEqual(missing.json.brokenSnapshots, ids);
+      const one = await cli(['verify', url, '--snapshot', ids[1]!, '--json']);
+      assertExit(one, 5);
+      assert.equal(one.json.snapshots, 1);
+      assert.deepEqual(one.json.brokenSnapshots, [ids[1]]);
+    });
+
     it('space stays bounded: after 30 incrementals that each rewrite a different 10%, a prune and one more snapshot, the vault is at most 1.5x a fresh full snapshot', async (t) => {
       const dir = tempDir(t);
       const db = join(dir, 'app.db');
