@@ -23,7 +23,7 @@ export interface LifecycleScale {
 }
 
 /** The grace period of the cases: short, so that the second phase comes within the test. */
-const GRACE = 2000;
+const GRACE = 3000;
 const GRACE_FLAG = ['--grace', `${GRACE}ms`];
 
 /** A table of 3 KB random blobs, one page each: an update rewrites exactly the pages of the rows it names. */
