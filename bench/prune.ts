@@ -30,7 +30,8 @@ import { bareClient, type Endpoint } from './lib/s3.ts';
 import { formatTable } from './lib/table.ts';
 
 const MiB = 1024 * 1024;
-const GRACE_MS = 2000;
+// Long enough for a loaded machine's windows, short enough to wait for between the two prunes.
+const GRACE_MS = 10_000;
 const CONCURRENCY = 8;
 
 interface Job {

@@ -159,6 +159,12 @@ export const gcDefaults = {
   publishMarginFraction: 0.1,
   publishMarginMaxMs: 60_000,
   /**
+   * Snapshots forgotten per batch, each batch's marks and manifest deletions timed against that window on its
+   * own: 1,000 forget marks take about 2 s to write to fauxqs here, so a batch of 100 stays well inside even a
+   * grace period of a few seconds.
+   */
+  forgetBatch: 100,
+  /**
    * Repack on write: a snapshot does not reuse chunks from a pack of which its parent uses less than this
    * fraction; it uploads them again, so that a later prune can delete the mostly dead pack.
    */

@@ -301,26 +301,30 @@ class Run {
 
   /**
    * The forget marks first, then the manifests: a snapshot that read one of them before it went is covered by
-   * its mark for the whole grace period. Marks and deletions must land within half of it (safeWindowMs): a
-   * prune paused longer forgets nothing, and one whose deletion itself came late marks again.
+   * its mark for the whole grace period. Marks and deletions must land within half of it (safeWindowMs), so
+   * they go in batches, each timed on its own: a prune paused longer forgets nothing more (the batch's marks
+   * expire harmlessly), and one whose deletion itself came late marks that batch again.
    */
   async #forget(marks: Mark[]): Promise<void> {
-    const since = performance.now();
-    await this.#putMarks(marks);
     const window = safeWindowMs(this.graceMs);
-    const late = () => performance.now() - since > window;
-    if (late()) {
-      throw new ConflictError(
-        'PRUNE_PAUSED',
-        `this prune took ${formatDuration(performance.now() - since)} to write its marks, more than the ${formatDuration(window)} the grace period allows; ` +
-          'nothing was forgotten (its marks expire harmlessly): run it again',
-      );
-    }
-    await this.storage.deleteMany(marks.map((m) => manifestKey(m.snapshot)), this.#call);
-    if (late()) {
-      this.log.warn({ prune: this.id }, 'forgetting took longer than the grace period allows: marking the forgotten snapshots again');
-      const again = newSnapshotId(new Date());
-      await this.#putMarks(marks.map((m) => ({ ...m, prune: again, createdAt: new Date().toISOString() })));
+    for (let i = 0; i < marks.length; i += gcDefaults.forgetBatch) {
+      const batch = marks.slice(i, i + gcDefaults.forgetBatch);
+      const since = performance.now();
+      const late = () => performance.now() - since > window;
+      await this.#putMarks(batch);
+      if (late()) {
+        throw new ConflictError(
+          'PRUNE_PAUSED',
+          `this prune took ${formatDuration(performance.now() - since)} to write the marks of ${batch.length} snapshots, more than the ${formatDuration(window)} ` +
+            `the grace period allows; it forgot ${i} of the ${marks.length} snapshots it was to forget, and no more (the marks expire harmlessly): run it again`,
+        );
+      }
+      await this.storage.deleteMany(batch.map((m) => manifestKey(m.snapshot)), this.#call);
+      if (late()) {
+        this.log.warn({ prune: this.id }, 'forgetting took longer than the grace period allows: marking the forgotten snapshots again');
+        const again = newSnapshotId(new Date());
+        await this.#putMarks(batch.map((m) => ({ ...m, prune: again, createdAt: new Date().toISOString() })));
+      }
     }
   }
 
