@@ -2,6 +2,7 @@
 // The pagevault CLI: builds the yargs parser from the command table, runs the chosen command with an
 // AbortSignal wired to SIGINT/SIGTERM, prints its result, and is the one place that maps a failure to an
 // exit code and calls process.exit.
+import { setMaxListeners } from 'node:events';
 import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UsageError } from '../errors.ts';
@@ -89,6 +90,8 @@ function report(err: unknown, code: number, how: Reporting, partial?: unknown): 
 
 async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
+  // Every request in flight listens to it (a prune or verify has dozens at once): that is no leak to warn of.
+  setMaxListeners(0, controller.signal);
   let received: NodeJS.Signals | undefined;
   // Until the arguments are parsed, a failure is reported as they appear to ask.
   const how: Reporting = {

@@ -20,6 +20,7 @@ import { ConflictError, IntegrityError, StorageError, UsageError } from '../erro
 import { listObjects, type ObjectInfo, type StorageClient } from '../storage/client.ts';
 import { openStorage, type StorageOptions } from '../storage/registry.ts';
 import { CountStore } from '../storage/wrappers/count.ts';
+import { abortStaleUploads } from '../snapshot/cleanup.ts';
 import { componentLogger } from '../util/logger.ts';
 import { formatDuration } from '../util/format.ts';
 import { runAll } from '../util/run-all.ts';
@@ -375,16 +376,9 @@ class Run {
     if (done.length > 0) await this.storage.deleteMany(done, this.#call);
   }
 
-  async #sweepUploads(): Promise<number> {
-    if (!this.storage.sweepIncomplete) return 0;
-    try {
-      const swept = await this.storage.sweepIncomplete(packsPrefix, this.graceMs, this.#call);
-      for (const w of swept) this.log.info({ key: w.key, started: w.started }, 'aborted a multipart upload older than the grace period');
-      return swept.length;
-    } catch (err) {
-      if (err instanceof StorageError && err.code === 'NOT_SUPPORTED') return 0;
-      throw err;
-    }
+  /** Multipart uploads older than the grace period; best effort (a server that cannot list them is no failure). */
+  #sweepUploads(): Promise<number> {
+    return abortStaleUploads(this.storage, { olderThanMs: this.graceMs, ...this.#call, logger: this.log });
   }
 
   /** This run's record, and those of runs (killed ones included) older than the grace period. */

@@ -1,7 +1,7 @@
 // Cleaning up after snapshots that died (kill -9, a lost host): their pack writes were never completed nor
 // aborted (S3 multipart uploads, the file store's temp files), and they cost storage until someone removes
-// them. A later snapshot sweeps those older than any snapshot could still be running, through the store's
-// sweepIncomplete capability; the bucket lifecycle rule in docs/OPERATIONS.md does the same on the server side.
+// them. A later snapshot (and a prune, past its grace period) sweeps those older than any snapshot could still
+// be running, through the store's sweepIncomplete capability; the bucket lifecycle rule in docs/OPERATIONS.md does the same on the server side.
 // Completed packs that no manifest references are left to pruning (two-phase, with a grace period: see
 // docs/DESIGN.md, invariant 7, safe deletion).
 import type { Logger } from 'pino';

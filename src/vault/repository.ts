@@ -98,6 +98,11 @@ export async function readManifest(storage: StorageClient, id: string, options: 
  * is not the one the manifest names (EXTENTS_DAMAGED).
  */
 export async function readExtentTable(storage: StorageClient, manifest: Manifest, options: Options = {}): Promise<ExtentTable> {
+  return openExtentTable(await extentTableBytes(storage, manifest, options), manifest);
+}
+
+/** The bytes of a snapshot's extent table, not yet checked; IntegrityError EXTENTS_MISSING when it is gone. */
+export async function extentTableBytes(storage: StorageClient, manifest: Pick<Manifest, 'id'>, options: Options = {}): Promise<Buffer> {
   const key = extentTableKey(manifest.id);
   let bytes: Buffer;
   try {
@@ -110,7 +115,7 @@ export async function readExtentTable(storage: StorageClient, manifest: Manifest
     }
     throw err;
   }
-  return openExtentTable(bytes, manifest);
+  return bytes;
 }
 
 async function manifestBytes(storage: StorageClient, id: string, options: Options): Promise<Buffer> {
