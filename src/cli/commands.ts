@@ -52,6 +52,8 @@ const s3WriteOptions: Record<string, Options> = {
 
 const keep = (what: string): Options => ({ type: 'number', group: 'Retention:', describe: `keep ${what}` });
 
+const dryRun: Options = { type: 'boolean', describe: 'print what would be forgotten and deleted, and change nothing' };
+
 /** The retention flags of prune, and of snapshot (which prunes after publishing when one is given). */
 const retentionOptions: Record<string, Options> = {
   'keep-last': keep('the N newest snapshots'),
@@ -162,7 +164,7 @@ export const commands: CommandSpec[] = [
     options: {
       ...s3Options,
       ...retentionOptions,
-      'dry-run': { type: 'boolean', describe: 'print what would be forgotten and deleted, and change nothing' },
+      'dry-run': dryRun,
     },
     examples: [
       ['$0 prune s3://backups/app --keep-daily 7 --keep-weekly 5 --keep-monthly 12', 'a classic rotation'],
@@ -177,7 +179,7 @@ export const commands: CommandSpec[] = [
     options: {
       ...s3Options,
       grace: retentionOptions.grace!,
-      'dry-run': { type: 'boolean', describe: 'print what would be forgotten and deleted, and change nothing' },
+      'dry-run': dryRun,
     },
     examples: [['$0 forget s3://backups/app 20261124T020304123Z-9f2c41d07a', 'forget one snapshot']],
     load: () => import('./forget.ts'),
